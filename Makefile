@@ -1,0 +1,49 @@
+# BrainTumorLabel: two commands for a fresh machine.
+#   make run   set up, generate sample data, start the MONAI Label server
+#   make test  set up (system packages too) and run the whole suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE_DIR := sample-data/generated
+SAMPLE_CASES ?= 4
+SAMPLE_SEED ?= 0
+
+.PHONY: help setup data run test clean
+
+help:
+	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, start the server"
+	@echo "make test   set up and run the test suite"
+	@echo "make data   (re)generate sample data: SAMPLE_CASES=N SAMPLE_SEED=S"
+
+# The virtual environment is rebuilt only when a dependency file changes.
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[server,test]'
+	$(BIN)/pip install --quiet --no-deps -r requirements/no-deps.txt
+	$(BIN)/python -c "import lib.transforms, synthbrats, monailabel.interfaces.app"
+	touch $@
+
+setup: $(STAMP)
+
+$(SAMPLE_DIR)/.complete: $(STAMP)
+	$(BIN)/synthbrats --cases $(SAMPLE_CASES) --seed $(SAMPLE_SEED) --out $(SAMPLE_DIR)
+	touch $@
+
+data: $(STAMP)
+	rm -f $(SAMPLE_DIR)/.complete
+	$(MAKE) $(SAMPLE_DIR)/.complete
+
+run: $(SAMPLE_DIR)/.complete
+	@echo "Sample data: $(SAMPLE_DIR)/ ($$(ls -d $(SAMPLE_DIR)/*/ | wc -l) cases)."
+	@echo "The MONAI Label server arrives with the model (issue 3); setup and data generation are done."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(SAMPLE_DIR)

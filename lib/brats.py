@@ -1,0 +1,36 @@
+"""BraTS 2023 conventions shared by every stage: sequence names, label values, regions.
+
+Channel order everywhere in this project is ``SEQUENCES``: a 4-channel image has
+t1n at channel 0, t1c at 1, t2w at 2 and t2f at 3.
+"""
+
+from __future__ import annotations
+
+#: BraTS 2023 sequence suffixes: native T1, T1 post-contrast, T2, T2-FLAIR.
+SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
+
+#: The sequence whose grid is the reference: the others are registered onto it and
+#: predicted labels are returned on it.
+REFERENCE_SEQUENCE = "t1c"
+
+#: Label values of a segmentation (0 is background).
+NCR, ED, ET = 1, 2, 3
+LABEL_NAMES: dict[int, str] = {NCR: "NCR", ED: "ED", ET: "ET"}
+LABEL_DESCRIPTIONS: dict[int, str] = {
+    NCR: "necrotic / non-enhancing tumor core",
+    ED: "peritumoral edema",
+    ET: "enhancing tumor",
+}
+
+#: Evaluated regions: whole tumor, tumor core, enhancing tumor.
+REGIONS: dict[str, tuple[int, ...]] = {"WT": (NCR, ED, ET), "TC": (NCR, ET), "ET": (ET,)}
+
+
+def sequence_filename(case_id: str, sequence: str, suffix: str = ".nii.gz") -> str:
+    """File name of one sequence of a case in BraTS naming: ``<case>-<sequence>.nii.gz``."""
+    return f"{case_id}-{sequence}{suffix}"
+
+
+def label_filename(case_id: str, suffix: str = ".nii.gz") -> str:
+    """File name of a case's segmentation in BraTS naming: ``<case>-seg.nii.gz``."""
+    return f"{case_id}-seg{suffix}"
