@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
 setup: $(STAMP)
 
 $(SAMPLE_DIR)/.complete: $(STAMP)
-	$(BIN)/synthbrats --cases $(SAMPLE_CASES) --seed $(SAMPLE_SEED) --out $(SAMPLE_DIR)
+	$(BIN)/synthbrats --cases $(SAMPLE_CASES) --seed $(SAMPLE_SEED) --out $(SAMPLE_DIR) --workers 2
 	touch $@
 
 data: $(STAMP)
