@@ -17,7 +17,7 @@ SAMPLE_SEED ?= 0
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, start the server"
 	@echo "make test   set up and run the test suite"
-	@echo "make data   (re)generate sample data: SAMPLE_CASES=N SAMPLE_SEED=S"
+	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
 
 # The virtual environment is rebuilt only when a dependency file changes.
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
@@ -35,7 +35,7 @@ $(SAMPLE_DIR)/.complete: $(STAMP)
 	touch $@
 
 data: $(STAMP)
-	rm -f $(SAMPLE_DIR)/.complete
+	rm -rf $(SAMPLE_DIR)
 	$(MAKE) $(SAMPLE_DIR)/.complete
 
 run: $(SAMPLE_DIR)/.complete

@@ -9,7 +9,6 @@ import functools
 import math
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from nilearn import datasets

@@ -11,13 +11,12 @@ from monai.transforms import MapTransform
 
 from lib.errors import InvalidLabelError
 
-from ._common import CaseGeometry, Grid, array_xyz, image_from_xyz
+from ._common import CaseGeometry, array_xyz, image_from_xyz
 from .geometry import N_LABEL_CLASSES, resample_label
 
 
 def uncrop(label: np.ndarray, geometry: CaseGeometry) -> np.ndarray:
     """Place a cropped (X, Y, Z) label back into the full RAS grid (zeros elsewhere)."""
-    assert geometry.ras_grid is not None
     if geometry.crop_start is None or geometry.crop_stop is None:
         return np.asarray(label)
     full = np.zeros(geometry.ras_grid.size, np.uint8)
@@ -69,7 +68,3 @@ class RestoreLabeld(MapTransform):
             d[key] = array_xyz(img) if self.as_array else img
         return d
 
-
-def original_grid(geometry: CaseGeometry) -> Grid:
-    """The t1c grid as read (convenience for writers)."""
-    return geometry.original

@@ -56,7 +56,7 @@ def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, 
         transforms.append(NyulStandardized(landmarks, "image", "brain_mask"))
     if normalize:
         transforms.append(ZScoreNormalized("image", "brain_mask"))
-    # the registration results hold SimpleITK transforms: drop per-step cleanup concerns here
+    # the SimpleITK transforms of the registration step are not part of the output
     transforms.append(_DropIntermediates())
     return PreprocessingCompose(transforms, map_items=False)
 

@@ -142,7 +142,7 @@ def _acquire_all(clean: dict[str, np.ndarray], brain: np.ndarray, labels: np.nda
     box_ijk = np.stack([idx.min(0), idx.max(0)])
     box_lps = np.stack([brain_img.TransformContinuousIndexToPhysicalPoint([float(v) for v in b]) for b in box_ijk])
     box_lps = np.sort(box_lps, axis=0)
-    centre = box_lps.mean(0)
+    centre = scanner.motion_centre_lps()
     grids: dict[str, Grid] = {}
     for seq in SEQUENCES:
         acq = site.acquisitions[seq]
@@ -181,3 +181,11 @@ def write_case(case: SyntheticCase, out_dir: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def true_registration(case: SyntheticCase, sequence: str) -> sitk.Transform:
+    """The rigid transform that maps t1c physical points (LPS mm) onto the same anatomy in
+    ``sequence``: what a co-registration onto t1c should recover (identity in ``brats`` style)."""
+    fields = case.meta["site"]["acquisitions"][sequence]
+    acq = scanner.Acquisition(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    return scanner.motion_transform(acq, scanner.motion_centre_lps()).GetInverse()

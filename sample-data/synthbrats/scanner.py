@@ -21,9 +21,9 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
-from lib.transforms import Grid, image_from_xyz, resample_label
+from lib.transforms import Grid, image_from_xyz
 
-from .grid import WorkingGrid, rotation_matrix, smooth_noise
+from .grid import BRAIN_CENTRE_MNI, WorkingGrid, rotation_matrix, smooth_noise
 
 STYLES = ("brats", "raw")
 #: Typical white-matter level of each sequence at a "unit" site (int16 units).
@@ -45,6 +45,7 @@ class Acquisition:
     blur_mm: float                # in-plane partial-volume blur (Gaussian sigma)
     noise: float                  # Rician noise sigma relative to white matter
     wm_level: float               # white-matter intensity in the stored int16 image
+    offset: float                 # additive intensity offset inside the brain, relative to WM
     plane: str = "axial"
     inplane_mm: float = 1.0
     slice_mm: float = 1.0
@@ -83,6 +84,7 @@ def draw_site(rng: np.random.Generator, style: str) -> Site:
             blur_mm=float(rng.uniform(0.0, 0.8)),
             noise=float(site_noise * rng.uniform(0.7, 1.4)),
             wm_level=float(BASE_WM_LEVEL[seq] * site_scale * rng.uniform(0.8, 1.25)),
+            offset=float(rng.uniform(-0.05, 0.15)),
         )
         if style == "raw":
             three_d = rng.random() < (0.7 if seq in ("t1c", "t1n") else 0.25)
@@ -153,8 +155,13 @@ def acquisition_grid(acq: Acquisition, brain_box_lps: np.ndarray) -> Grid:
                 tuple(float(o) for o in origin), tuple(float(d) for d in direction.ravel()))
 
 
+def motion_centre_lps() -> np.ndarray:
+    """Centre (LPS mm) of the rigid motion between series: the middle of the field of view."""
+    return np.array([-BRAIN_CENTRE_MNI[0], -BRAIN_CENTRE_MNI[1], BRAIN_CENTRE_MNI[2]])
+
+
 def motion_transform(acq: Acquisition, centre_lps: np.ndarray) -> sitk.Euler3DTransform:
-    """Rigid motion of the head between this series and t1c, about the brain centre."""
+    """Rigid motion of the head between this series and t1c, about ``centre_lps``."""
     tf = sitk.Euler3DTransform()
     tf.SetCenter([float(c) for c in centre_lps])
     tf.SetRotation(*[float(a) for a in np.deg2rad(acq.motion_deg)])
@@ -186,12 +193,12 @@ def acquire(image: sitk.Image, brain: sitk.Image, grid: Grid, acq: Acquisition,
 
 def finish(image: np.ndarray, brain_weight: np.ndarray, acq: Acquisition, rng: np.random.Generator,
            voxel_mm: tuple[float, float, float]) -> np.ndarray:
-    """In-plane blur, Rician noise, skull-stripping (brain weight >= 0.5) and scaling to
-    ``wm_level``; returns int16 [x, y, z]."""
+    """In-plane blur, Rician noise, skull-stripping (brain weight >= 0.5), offset and scaling
+    to ``wm_level``; returns int16 [x, y, z]."""
     if acq.blur_mm > 0:
         image = ndimage.gaussian_filter(image, [acq.blur_mm / voxel_mm[0], acq.blur_mm / voxel_mm[1], 0])
     # thinner voxels collect less signal: noise relative to WM grows as voxels shrink
     noise = acq.noise / np.sqrt(np.prod(voxel_mm) / 1.0)
     image = add_rician_noise(image, noise, rng)
-    image = np.where(brain_weight >= 0.5, image, 0.0) * acq.wm_level
+    image = np.where(brain_weight >= 0.5, np.clip(image + acq.offset, 0.01, None), 0.0) * acq.wm_level
     return np.clip(np.round(image), 0, np.iinfo(np.int16).max).astype(np.int16)
