@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 from monai.transforms import MapTransform
 
+from lib.atomic import atomic_path
 from lib.brats import SEQUENCES
 from lib.errors import InputError
 
@@ -211,20 +211,11 @@ class NyulLandmarks:
         """Write the landmarks as JSON atomically (temp file in the same folder, then
         ``os.replace``): readers see the old file or the new one, never a partial one.
         Non-finite values raise ``ValueError`` and leave any existing file untouched."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "NyulLandmarks":

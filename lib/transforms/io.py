@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 from monai.transforms import MapTransform
 
+from lib.atomic import atomic_path
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
 from lib.errors import (
     InputError,
@@ -351,15 +351,7 @@ def write_image_atomic(image: sitk.Image, path: str | Path, compress: bool = Tru
     """Write ``image`` to ``path`` atomically: to a temporary file in the same folder, then
     ``os.replace``. On failure nothing is left at ``path`` (an older file stays untouched)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ext = next((e for e in IMAGE_EXTENSIONS if path.name.lower().endswith(e)), path.suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ext}", dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp, compress)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, ext) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
     return path
