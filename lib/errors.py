@@ -45,7 +45,3 @@ class RegistrationError(InputError):
 
 class InvalidLabelError(InputError):
     """A label map has values outside {0, 1, 2, 3} or lies on another grid than its case."""
-
-
-class UnknownImageError(InputError):
-    """An image (case) id that the datastore does not hold."""
