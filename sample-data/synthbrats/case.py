@@ -92,7 +92,7 @@ def generate_case(seed: int, index: int = 0, config: GeneratorConfig = Generator
     points = grid.world_points()
     tissues = anatomy.sample_tissues(template, deformation(tumor.mass_effect(points, specs)))
     del points
-    tissues = anatomy.individualise(tissues, rng, config.spacing)
+    tissues = anatomy.carve_sulci(anatomy.individualise(tissues, rng, config.spacing), rng, config.spacing)
     brain = sum(tissues.values())
     compartments = tumor.paint_tumors(specs, tissues["wm"], tissues["csf"], brain, grid, rng)
     labels = tumor.compartments_to_labels(compartments)
