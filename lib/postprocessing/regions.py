@@ -1,0 +1,88 @@
+"""Region maps (WT, TC, ET) -> BraTS labels (1 NCR, 2 ED, 3 ET), small-lesion cleanup, volumes.
+
+A region-trained network predicts three overlapping maps: whole tumor (WT = 1+2+3),
+tumor core (TC = 1+3) and enhancing tumor (ET = 3). The label map nests them: ET wins,
+then the rest of TC is NCR, then the rest of WT is ED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from monai.transforms import MapTransform
+from scipy import ndimage
+
+from lib.brats import ED, ET, LABEL_NAMES, NCR, REGIONS
+
+#: Order of the channels of a region map.
+REGION_ORDER: tuple[str, ...] = ("WT", "TC", "ET")
+
+
+def regions_to_labels(regions: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(3, X, Y, Z) region probabilities in ``REGION_ORDER`` -> uint8 labels (X, Y, Z).
+
+    ET where ET > threshold; NCR where TC but not ET; ED where WT but not TC. A voxel in
+    ET or TC but not in WT still counts as tumor (the nesting is enforced, not assumed).
+    """
+    regions = np.asarray(regions)
+    if regions.ndim != 4 or regions.shape[0] != len(REGION_ORDER):
+        raise ValueError(f"expected region maps of shape (3, X, Y, Z), got {regions.shape}")
+    wt, tc, et = (regions[i] > threshold for i in range(3))
+    labels = np.zeros(wt.shape, np.uint8)
+    labels[wt | tc | et] = ED
+    labels[tc | et] = NCR
+    labels[et] = ET
+    return labels
+
+
+def remove_small_lesions(labels: np.ndarray, spacing_mm: Sequence[float], min_tumor_ml: float = 0.1,
+                         min_enhancing_ml: float = 0.05) -> np.ndarray:
+    """Drop whole-tumor components smaller than ``min_tumor_ml`` (isolated false positives)
+    and relabel enhancing components smaller than ``min_enhancing_ml`` as NCR (specks of
+    enhancement are more often vessels or noise than tumor). Connectivity: 26-neighbourhood.
+    Returns a new uint8 array; ``labels`` is not modified."""
+    out = np.array(labels, np.uint8, copy=True)
+    voxel_ml = float(np.prod(spacing_mm)) / 1000.0
+    structure = np.ones((3, 3, 3), bool)
+    for mask, min_ml, replacement in ((out > 0, min_tumor_ml, 0), (out == ET, min_enhancing_ml, NCR)):
+        components, n = ndimage.label(mask, structure)
+        if n == 0:
+            continue
+        sizes_ml = np.bincount(components.ravel())[1:] * voxel_ml
+        small = np.flatnonzero(sizes_ml < min_ml) + 1
+        out[np.isin(components, small)] = replacement
+    return out
+
+
+def label_volumes_ml(labels: np.ndarray, spacing_mm: Sequence[float]) -> dict[str, float]:
+    """Volumes in mL of NCR, ED, ET and of the regions TC (1+3) and WT (1+2+3)."""
+    voxel_ml = float(np.prod(spacing_mm)) / 1000.0
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=4)
+    volumes = {LABEL_NAMES[v]: float(counts[v]) * voxel_ml for v in (NCR, ED, ET)}
+    volumes.update({name: float(sum(counts[v] for v in values)) * voxel_ml
+                    for name, values in REGIONS.items() if name != "ET"})
+    return {k: round(v, 3) for k, v in volumes.items()}
+
+
+class RegionsToLabelsd(MapTransform):
+    """Reads ``data[key]``: (3, X, Y, Z) region probabilities (numpy or torch) in
+    ``REGION_ORDER``; writes ``data[key]`` as uint8 labels (1, X, Y, Z), cleaned by
+    :func:`remove_small_lesions` at ``spacing_mm``."""
+
+    def __init__(self, keys: Sequence[str] = ("pred",), threshold: float = 0.5,
+                 spacing_mm: Sequence[float] = (1.0, 1.0, 1.0), min_tumor_ml: float = 0.1,
+                 min_enhancing_ml: float = 0.05) -> None:
+        super().__init__(keys)
+        self.threshold, self.spacing_mm = threshold, tuple(spacing_mm)
+        self.min_tumor_ml, self.min_enhancing_ml = min_tumor_ml, min_enhancing_ml
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            regions = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+            labels = regions_to_labels(regions, self.threshold)
+            d[key] = remove_small_lesions(labels, self.spacing_mm, self.min_tumor_ml, self.min_enhancing_ml)[None]
+        return d

@@ -1,0 +1,72 @@
+"""Postprocessing: region maps to nested BraTS labels, small-lesion cleanup, volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lib.brats import ED, ET, NCR
+from lib.postprocessing import RegionsToLabelsd, label_volumes_ml, regions_to_labels, remove_small_lesions
+
+
+def ball(shape, centre, radius) -> np.ndarray:
+    grid = np.indices(shape)
+    return ((grid - np.reshape(centre, (3, 1, 1, 1))) ** 2).sum(0) <= radius ** 2
+
+
+def test_regions_nest_into_brats_labels() -> None:
+    shape = (40, 40, 40)
+    wt, tc, et = ball(shape, (20, 20, 20), 12), ball(shape, (20, 20, 20), 7), ball(shape, (20, 20, 20), 3)
+    labels = regions_to_labels(np.stack([wt, tc, et]).astype(np.float32))
+    assert (labels[et] == ET).all()
+    assert (labels[tc & ~et] == NCR).all()
+    assert (labels[wt & ~tc] == ED).all()
+    assert (labels[~wt] == 0).all()
+
+
+def test_core_outside_whole_tumor_still_counts_as_tumor() -> None:
+    regions = np.zeros((3, 4, 4, 4), np.float32)
+    regions[1, 1, 1, 1] = 0.9   # TC without WT at voxel (1, 1, 1)
+    assert regions_to_labels(regions)[1, 1, 1] == NCR
+
+
+def test_wrong_region_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\(3, X, Y, Z\)"):
+        regions_to_labels(np.zeros((4, 8, 8, 8)))
+
+
+def test_small_isolated_lesion_is_removed_and_large_kept() -> None:
+    shape = (60, 30, 30)
+    labels = np.zeros(shape, np.uint8)
+    labels[ball(shape, (15, 15, 15), 8)] = ED
+    labels[ball(shape, (48, 15, 15), 1)] = ED   # 7 voxels = 0.007 mL at 1 mm
+    cleaned = remove_small_lesions(labels, (1, 1, 1), min_tumor_ml=0.1)
+    assert cleaned[48, 15, 15] == 0
+    assert (cleaned[ball(shape, (15, 15, 15), 8)] == ED).all()
+    assert labels[48, 15, 15] == ED   # input untouched
+
+
+def test_enhancing_speck_becomes_core() -> None:
+    shape = (30, 30, 30)
+    labels = np.zeros(shape, np.uint8)
+    labels[ball(shape, (15, 15, 15), 8)] = NCR
+    labels[15, 15, 15] = ET
+    assert remove_small_lesions(labels, (1, 1, 1))[15, 15, 15] == NCR
+
+
+def test_volumes_in_millilitres_follow_spacing() -> None:
+    labels = np.zeros((10, 10, 10), np.uint8)
+    labels[:2] = NCR      # 200 voxels
+    labels[2:5] = ED      # 300
+    labels[5:6] = ET      # 100
+    v = label_volumes_ml(labels, (2.0, 1.0, 1.0))   # 2 uL per voxel
+    assert v == {"NCR": 0.4, "ED": 0.6, "ET": 0.2, "WT": 1.2, "TC": 0.6}
+
+
+def test_dict_transform_accepts_torch_and_adds_channel() -> None:
+    regions = torch.zeros((3, 20, 20, 20))
+    regions[:, 5:15, 5:15, 5:15] = 1.0
+    out = RegionsToLabelsd(("pred",))({"pred": regions})["pred"]
+    assert out.shape == (1, 20, 20, 20) and out.dtype == np.uint8
+    assert set(np.unique(out)) == {0, ET}
