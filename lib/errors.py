@@ -45,3 +45,11 @@ class RegistrationError(InputError):
 
 class InvalidLabelError(InputError):
     """A label map has values outside {0, 1, 2, 3} or lies on another grid than its case."""
+
+
+class UnknownIdError(LookupError):
+    """An image id, label or version that the datastore does not have."""
+
+
+class ConflictError(RuntimeError):
+    """The request would overwrite something stored (an existing image id, a label version)."""

@@ -1,10 +1,12 @@
 """Postprocessing: from the network's region maps to a clean BraTS label map and its volumes."""
 
 from .regions import (
+    REGION_ORDER,
     RegionsToLabelsd,
     label_volumes_ml,
+    labels_to_regions,
     regions_to_labels,
     remove_small_lesions,
 )
 
-__all__ = ["RegionsToLabelsd", "label_volumes_ml", "regions_to_labels", "remove_small_lesions"]
+__all__ = ["REGION_ORDER", "RegionsToLabelsd", "label_volumes_ml", "labels_to_regions", "regions_to_labels", "remove_small_lesions"]

@@ -37,6 +37,15 @@ def regions_to_labels(regions: np.ndarray, threshold: float = 0.5) -> np.ndarray
     return labels
 
 
+def labels_to_regions(labels: np.ndarray) -> np.ndarray:
+    """uint8 labels (X, Y, Z) or (1, X, Y, Z) -> float32 region maps (3, X, Y, Z) in
+    ``REGION_ORDER``: the training target of a region-based loss."""
+    labels = np.asarray(labels)
+    if labels.ndim == 4:
+        labels = labels[0]
+    return np.stack([np.isin(labels, REGIONS[name]) for name in REGION_ORDER]).astype(np.float32)
+
+
 def remove_small_lesions(labels: np.ndarray, spacing_mm: Sequence[float], min_tumor_ml: float = 0.1,
                          min_enhancing_ml: float = 0.05) -> np.ndarray:
     """Drop whole-tumor components smaller than ``min_tumor_ml`` (isolated false positives)

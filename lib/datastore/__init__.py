@@ -1,0 +1,1 @@
+"""Datastores: where studies and their labels live (a local folder; a PACS over DICOMweb)."""

@@ -1,0 +1,393 @@
+"""A MONAI Label datastore over a local folder in which one image id is one four-sequence study.
+
+Layout of the studies folder::
+
+    <studies>/<id>/<id>-t1n.nii.gz ... <id>-t2f.nii.gz   a case folder in BraTS naming, or
+    <studies>/<id>.nii.gz                                 a single 4-channel NIfTI (t1n, t1c, t2w, t2f)
+    <studies>/labels/<tag>/<id>/v0001.nii.gz + v0001.json one file per saved version, never replaced
+    <studies>/labels/.removed/...                         labels an admin removed (moved, not deleted)
+    <studies>/.braintumorlabel/images/<id>.json           per-image info (strategy time stamps, ...)
+
+Labels live on the study's reference grid (t1c). A saved label is validated first (readable,
+3D, on the reference grid, values in {0, 1, 2, 3}); a bad one raises and stores nothing. A
+``<id>-seg`` file in a case folder is ground truth, not an annotation: it is imported as
+the ``final`` label only when ``import_case_labels`` is set (a BraTS training set, say).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+
+from lib.atomic import atomic_path
+from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
+from lib.errors import ConflictError, InputError, InvalidLabelError, UnknownIdError
+from lib.transforms import Grid, read_image
+from lib.transforms.io import IMAGE_EXTENSIONS, LABEL_SUFFIX, check_label, find_case_files, split_channels
+
+logger = logging.getLogger(__name__)
+
+LABELS_DIR = "labels"
+META_DIR = ".braintumorlabel"
+_VERSION_WIDTH = 4
+_IMPORTED = "imported"
+
+
+def _strip_image_extension(name: str) -> str | None:
+    low = name.lower()
+    return next((name[: -len(ext)] for ext in IMAGE_EXTENSIONS if low.endswith(ext)), None)
+
+
+class StudyFolderDatastore(Datastore):
+    """Study-level local datastore (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | Path, *, import_case_labels: bool = False, read_only: bool = False,
+                 name: str = "BrainTumorLabel studies", description: str = "Four-sequence MRI studies") -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise UnknownIdError(f"studies folder '{self.root}' does not exist")
+        self.import_case_labels = import_case_labels
+        self.read_only = read_only
+        self._name, self._description = name, description
+        self._lock = threading.RLock()
+        self._studies: dict[str, Path] = {}
+        self.refresh()
+
+    # ---- naming
+    def name(self) -> str:
+        return self._name
+
+    def set_name(self, name: str) -> None:
+        self._name = name
+
+    def description(self) -> str:
+        return self._description
+
+    def set_description(self, description: str) -> None:
+        self._description = description
+
+    # ---- studies
+    def refresh(self) -> None:
+        """Rescan the folder for case folders and 4-channel files."""
+        studies: dict[str, Path] = {}
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith(".") or entry.name == LABELS_DIR:
+                continue
+            if entry.is_dir() and any(_strip_image_extension(f.name) for f in entry.iterdir() if f.is_file()):
+                studies[entry.name] = entry
+            elif entry.is_file() and (stem := _strip_image_extension(entry.name)):
+                studies[stem] = entry
+        with self._lock:
+            self._studies = studies
+
+    def list_images(self) -> list[str]:
+        return sorted(self._studies)
+
+    def study_path(self, image_id: str) -> Path:
+        """The case folder or 4-channel file of a study: what the preprocessing reads."""
+        try:
+            return self._studies[image_id]
+        except KeyError:
+            self.refresh()
+            if image_id in self._studies:
+                return self._studies[image_id]
+            raise UnknownIdError(f"unknown image id '{image_id}'") from None
+
+    def get_image_uri(self, image_id: str) -> str:
+        """The reference (t1c) file of a case folder, or the 4-channel file: what a viewer
+        downloads, and the grid labels are stored on."""
+        path = self.study_path(image_id)
+        if path.is_file():
+            return str(path)
+        files = find_case_files(path, image_id)
+        assert files.sequences is not None
+        return str(files.sequences[REFERENCE_SEQUENCE])
+
+    def get_image(self, image_id: str, params: dict[str, Any] | None = None) -> Any:
+        return open(self.get_image_uri(image_id), "rb")  # noqa: SIM115 - the caller streams and closes it
+
+    def study_problem(self, image_id: str) -> str | None:
+        """Why a study cannot be segmented (a missing or ambiguous sequence), or None."""
+        try:
+            find_case_files(self.study_path(image_id), image_id)
+        except InputError as exc:
+            return exc.problem
+        return None
+
+    def get_image_info(self, image_id: str) -> dict[str, Any]:
+        path = self.study_path(image_id)
+        info: dict[str, Any] = {"name": image_id, "path": str(path),
+                                "layout": "4-channel file" if path.is_file() else "case folder"}
+        problem = self.study_problem(image_id)
+        if problem:
+            info["problem"] = problem
+        else:
+            files = find_case_files(path, image_id)
+            info["sequences"] = ({s: str(p) for s, p in files.sequences.items()} if files.sequences
+                                 else {s: f"{path}#{i}" for i, s in enumerate(SEQUENCES)})
+        info.update(self._read_json(self._image_info_path(image_id)))
+        return info
+
+    def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
+        self.study_path(image_id)
+        with self._lock:
+            path = self._image_info_path(image_id)
+            merged = {**self._read_json(path), **info}
+            self._write_json(path, merged)
+
+    def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
+        """Add an uploaded 4-channel image as a new study. Validated first (readable, four 3D
+        channels); an existing id raises :class:`ConflictError`; nothing is overwritten."""
+        self._check_writable()
+        image_id = self._safe_id(image_id)
+        src = Path(image_filename)
+        split_channels(read_image(src, image_id), image_id, src.name)
+        ext = next((e for e in IMAGE_EXTENSIONS if src.name.lower().endswith(e)), ".nii.gz")
+        dest = self.root / f"{image_id}{ext}"
+        with self._lock:
+            self.refresh()
+            if image_id in self._studies:
+                raise ConflictError(f"image id '{image_id}' already exists; choose another id")
+            with atomic_path(dest, suffix=ext) as tmp:
+                shutil.copyfile(src, tmp)
+            self._studies[image_id] = dest
+            if image_info:
+                self._write_json(self._image_info_path(image_id), {"uploaded": int(time.time()), **image_info})
+        return image_id
+
+    def remove_image(self, image_id: str) -> None:
+        """Move a study and its labels under ``.braintumorlabel/removed`` (recoverable)."""
+        self._check_writable()
+        with self._lock:
+            path = self.study_path(image_id)
+            trash = self.root / META_DIR / "removed" / f"{image_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+            trash.mkdir(parents=True)
+            shutil.move(str(path), trash / path.name)
+            for tag in self._tags():
+                tag_dir = self._label_dir(image_id, tag)
+                if tag_dir.exists():
+                    shutil.move(str(tag_dir), trash / f"labels-{tag}")
+            del self._studies[image_id]
+
+    # ---- labels
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        """Validate and store a label as the next version for ``label_tag``; returns the label id
+        (the image id). Raises :class:`UnknownIdError` or :class:`InvalidLabelError`; on any
+        error nothing is stored."""
+        self._check_writable()
+        label_tag = self._safe_id(label_tag or DefaultLabelTag.FINAL.value)
+        label = self._validated_label(image_id, Path(label_filename))
+        with self._lock:
+            folder = self._label_dir(image_id, label_tag)
+            folder.mkdir(parents=True, exist_ok=True)
+            version = self._next_version(folder)
+            stem = folder / f"v{version:0{_VERSION_WIDTH}d}"
+            with atomic_path(stem.with_suffix(".nii.gz"), suffix=".nii.gz") as tmp:
+                sitk.WriteImage(label, str(tmp), useCompression=True)
+            info = {**label_info, "version": version, "tag": label_tag, "ts": int(time.time())}
+            self._write_json(stem.with_suffix(".json"), info)
+        logger.info("saved label '%s' version %d for '%s'", label_tag, version, image_id)
+        return image_id
+
+    def _validated_label(self, image_id: str, path: Path) -> sitk.Image:
+        study = self.study_path(image_id)
+        try:
+            label = read_image(path, image_id)
+        except InputError as exc:
+            raise InvalidLabelError(f"label cannot be read: {exc.problem}", image_id) from None
+        reference = Grid.of(self._reference_image(image_id, study))
+        return check_label(label, reference, image_id, "submitted label")
+
+    def _reference_image(self, image_id: str, study: Path) -> sitk.Image:
+        if study.is_file():
+            return split_channels(read_image(study, image_id), image_id, study)[REFERENCE_SEQUENCE]
+        files = find_case_files(study, image_id)
+        assert files.sequences is not None
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(files.sequences[REFERENCE_SEQUENCE]))
+        reader.ReadImageInformation()
+        return _grid_image(reader)
+
+    def label_versions(self, image_id: str, tag: str) -> list[dict[str, Any]]:
+        """Every stored version of a label, oldest first: ``{"version", "path", **info}``."""
+        self.study_path(image_id)
+        folder = self._label_dir(image_id, tag)
+        versions = []
+        for f in sorted(folder.glob("v*.nii.gz")) if folder.exists() else []:
+            info = self._read_json(f.with_name(f.name.replace(".nii.gz", ".json")))
+            versions.append({**info, "version": int(f.name[1:1 + _VERSION_WIDTH]), "path": str(f)})
+        if not versions and tag == DefaultLabelTag.FINAL.value and self.import_case_labels:
+            seg = self._case_label(image_id)
+            if seg is not None:
+                versions.append({"version": 0, "path": str(seg), "source": _IMPORTED})
+        return versions
+
+    def _case_label(self, image_id: str) -> Path | None:
+        study = self._studies.get(image_id)
+        if study is None or not study.is_dir():
+            return None
+        return next((f for f in sorted(study.iterdir())
+                     if (_strip_image_extension(f.name) or "").endswith("-" + LABEL_SUFFIX)), None)
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        versions = self.label_versions(label_id, label_tag)
+        if not versions:
+            raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
+        return versions[-1]["path"]
+
+    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> Any:
+        return open(self.get_label_uri(label_id, label_tag), "rb")  # noqa: SIM115
+
+    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
+        """Tag -> label id, for every tag that has a label."""
+        return {tag: image_id for tag in self._tags_with_labels(image_id)}
+
+    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
+        return image_id if tag in self._tags_with_labels(image_id) else ""
+
+    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
+        versions = self.label_versions(label_id, label_tag)
+        if not versions:
+            raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
+        return {**versions[-1], "versions": len(versions)}
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
+        latest = self.get_label_info(label_id, label_tag)
+        if latest.get("source") == _IMPORTED:
+            raise ConflictError(f"label '{label_id}' is an imported case file; its info cannot be changed")
+        with self._lock:
+            path = Path(latest["path"])
+            meta = path.with_name(path.name.replace(".nii.gz", ".json"))
+            self._write_json(meta, {**self._read_json(meta), **info})
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        """Move every version of a label under ``labels/.removed`` (recoverable)."""
+        self._check_writable()
+        with self._lock:
+            folder = self._label_dir(label_id, label_tag)
+            if not folder.exists():
+                raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
+            trash = self.root / LABELS_DIR / ".removed" / label_tag / f"{label_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), trash)
+
+    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        tag = label_tag or DefaultLabelTag.FINAL.value
+        return [i for i in self.list_images() if tag in self._tags_with_labels(i)]
+
+    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        tag = label_tag or DefaultLabelTag.FINAL.value
+        return [i for i in self.list_images() if tag not in self._tags_with_labels(i)]
+
+    def datalist(self) -> list[dict[str, Any]]:
+        """Training pairs: ``{"case_id", "image": <study path>, "label": <latest final label>}``
+        for studies that can be segmented and have a ``final`` label."""
+        pairs = []
+        for image_id in self.get_labeled_images(DefaultLabelTag.FINAL.value):
+            if self.study_problem(image_id):
+                continue
+            pairs.append({"case_id": image_id, "image": str(self.study_path(image_id)),
+                          "label": self.get_label_uri(image_id, DefaultLabelTag.FINAL.value)})
+        return pairs
+
+    def get_dataset_archive(self, limit_cases: int | None) -> str:
+        """A zip of the studies that have a ``final`` label, each with its latest label."""
+        pairs = self.datalist()[: limit_cases or None]
+        archive = self.root / META_DIR / "dataset.zip"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(archive, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as zf:
+            for pair in pairs:
+                study = Path(pair["image"])
+                sources = [study] if study.is_file() else sorted(f for f in study.iterdir() if f.is_file())
+                for f in sources:
+                    zf.write(f, f"images/{pair['case_id']}/{f.name}")
+                zf.write(pair["label"], f"labels/final/{pair['case_id']}.nii.gz")
+        return str(archive)
+
+    def status(self) -> dict[str, Any]:
+        tags: dict[str, int] = {}
+        for image_id in self.list_images():
+            for tag in self._tags_with_labels(image_id):
+                tags[tag] = tags.get(tag, 0) + 1
+        return {"total": len(self._studies), "completed": tags.get(DefaultLabelTag.FINAL.value, 0),
+                "label_tags": tags}
+
+    def json(self) -> dict[str, Any]:
+        objects = {}
+        for image_id in self.list_images():
+            labels = {}
+            for tag in self._tags_with_labels(image_id):
+                versions = self.label_versions(image_id, tag)
+                labels[tag] = {"info": versions[-1], "versions": len(versions)}
+            objects[image_id] = {"image": self.get_image_info(image_id), "labels": labels}
+        return {"name": self._name, "description": self._description, "base_path": str(self.root),
+                "objects": objects}
+
+    # ---- helpers
+    def _tags(self) -> list[str]:
+        base = self.root / LABELS_DIR
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if base.exists() else []
+
+    def _tags_with_labels(self, image_id: str) -> list[str]:
+        tags = [t for t in self._tags() if any(self._label_dir(image_id, t).glob("v*.nii.gz"))]
+        if (self.import_case_labels and DefaultLabelTag.FINAL.value not in tags
+                and self._case_label(image_id) is not None):
+            tags.append(DefaultLabelTag.FINAL.value)
+        return tags
+
+    def _label_dir(self, image_id: str, tag: str) -> Path:
+        return self.root / LABELS_DIR / tag / image_id
+
+    def _image_info_path(self, image_id: str) -> Path:
+        return self.root / META_DIR / "images" / f"{image_id}.json"
+
+    @staticmethod
+    def _next_version(folder: Path) -> int:
+        existing = [int(f.name[1:1 + _VERSION_WIDTH]) for f in folder.glob("v*.nii.gz")]
+        return max(existing, default=0) + 1
+
+    @staticmethod
+    def _safe_id(value: str) -> str:
+        if not value or value.startswith(".") or "/" in value or "\\" in value or value == LABELS_DIR:
+            raise InputError(f"'{value}' is not a valid id (no slashes, not starting with '.')")
+        return value
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ConflictError("the datastore is read-only")
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def _write_json(path: Path, obj: dict[str, Any]) -> None:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _grid_image(reader: sitk.ImageFileReader) -> sitk.Image:
+    """An empty 3D image with the grid of a file whose header ``reader`` has read."""
+    image = sitk.Image([int(s) for s in reader.GetSize()[:3]], sitk.sitkUInt8)
+    image.SetSpacing(reader.GetSpacing()[:3])
+    image.SetOrigin(reader.GetOrigin()[:3])
+    direction = reader.GetDirection()
+    if len(direction) == 9:
+        image.SetDirection(direction)
+    return image

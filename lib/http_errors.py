@@ -1,0 +1,66 @@
+"""Typed errors -> HTTP responses with a message, for the MONAI Label server.
+
+MONAI Label's endpoints call the app and the datastore directly and turn any other
+exception into a bare 500, so the app raises FastAPI's ``HTTPException`` itself: bad input
+is the client's to fix (4xx, with the reason), and the server stays up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from fastapi import HTTPException
+
+from lib.errors import ConflictError, InputError, UnknownIdError
+
+logger = logging.getLogger(__name__)
+
+#: Error class -> HTTP status; the first match wins.
+STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (UnknownIdError, 404),
+    (ConflictError, 409),
+    (InputError, 422),
+)
+
+T = TypeVar("T")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The status for a typed error, or None for anything else (a server fault)."""
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), None)
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """Re-raise typed errors as ``HTTPException`` with their message."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as exc:
+        status = http_status(exc)
+        if status is None:
+            raise
+        message = str(exc.args[0]) if isinstance(exc, LookupError) and exc.args else str(exc)
+        logger.warning("%d: %s", status, message)
+        raise HTTPException(status_code=status, detail=message) from exc
+
+
+def raising_http_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Decorator form of :func:`http_errors`."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with http_errors():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def with_http_errors(cls: type[T]) -> type[T]:
+    """A subclass of ``cls`` whose public methods raise ``HTTPException`` for typed errors."""
+    methods = {name: raising_http_errors(getattr(cls, name)) for name in dir(cls)
+               if not name.startswith("_") and callable(getattr(cls, name))}
+    return type(f"Http{cls.__name__}", (cls,), methods)

@@ -1,0 +1,108 @@
+"""Whole-case segmentation: preprocessing -> network -> postprocessing -> label on the t1c grid.
+
+The serving task (:mod:`lib.infers.task`) and the benchmark call :meth:`TumorSegmenter.segment`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from lib.errors import UnknownIdError
+from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
+from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_small_lesions
+from lib.transforms import build_preprocessing, restore_label
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentationResult:
+    """``label``: UInt8 image on the input's t1c grid (1 NCR, 2 ED, 3 ET); ``volumes_ml``:
+    NCR, ED, ET, TC, WT in mL on that grid; ``seconds``: time per stage."""
+
+    label: sitk.Image
+    volumes_ml: dict[str, float]
+    model_version: str
+    device: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class TumorSegmenter:
+    """Segments four-sequence cases with the first checkpoint found among ``checkpoints``
+    (e.g. the latest trained model, then the bundled one). The checkpoint is loaded once
+    and reloaded when its file changes, so a model published by training is used from the
+    next request on, without a restart."""
+
+    def __init__(self, checkpoints: Sequence[str | Path], settings: PredictionSettings = PredictionSettings()) -> None:
+        self.candidates = [Path(p) for p in checkpoints]
+        self.settings = settings
+        self._loaded: tuple[Path, int] | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._lock = threading.Lock()
+
+    def checkpoint_path(self) -> Path:
+        """The checkpoint that would be used now."""
+        for path in self.candidates:
+            if path.is_file():
+                return path
+        raise UnknownIdError(f"no model checkpoint found (looked for {', '.join(map(str, self.candidates))})")
+
+    def checkpoint(self) -> Checkpoint:
+        """The current checkpoint, (re)loaded if a newer file was published."""
+        path = self.checkpoint_path()
+        stamp = (path, path.stat().st_mtime_ns)
+        with self._lock:
+            if self._loaded != stamp or self._checkpoint is None:
+                self._checkpoint = load_checkpoint(path)
+                self._loaded = stamp
+                logger.info("loaded model %s from %s", self._checkpoint.version, path)
+            return self._checkpoint
+
+    def segment(self, source: Any, case_id: str | None = None) -> SegmentationResult:
+        """Segment one case. ``source``: case folder, 4-channel file, ``{seq: path}`` or a list
+        of 4 paths (see :func:`lib.transforms.build_preprocessing`). Bad input raises the typed
+        :class:`lib.errors.InputError` subclasses."""
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        model = self.checkpoint()
+        seconds["load_model"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        data = build_preprocessing(landmarks=model.landmarks, with_label=False)(
+            {"image": source, "case_id": case_id} if case_id else {"image": source})
+        seconds["preprocess"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        settings = PredictionSettings(roi_size=model.roi_size, overlap=self.settings.overlap,
+                                      sw_batch_size=self.settings.sw_batch_size,
+                                      mirror_axes=self.settings.mirror_axes, device=self.settings.device,
+                                      mixed_precision=self.settings.mixed_precision)
+        regions = predict_regions(model.network, data["image"], settings)
+        seconds["infer"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        labels = remove_small_lesions(regions_to_labels(regions), (1.0, 1.0, 1.0))
+        label = restore_label(labels, data["geometry"], data.get("case_id"))
+        volumes = label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
+        seconds["postprocess"] = time.perf_counter() - t0
+
+        notes = []
+        if not data.get("skull_stripped", True):
+            notes.append("input is not skull-stripped: the brain mask is a head mask")
+        registration = data.get("registration") or {}
+        moved = [s for s, r in registration.items() if r is not None]
+        if moved:
+            notes.append(f"co-registered to t1c: {', '.join(moved)}")
+        return SegmentationResult(label=label, volumes_ml=volumes, model_version=model.version,
+                                  device=str(select_device(self.settings.device)),
+                                  seconds={k: round(v, 3) for k, v in seconds.items()}, notes=notes)
+

@@ -1,0 +1,66 @@
+"""Sliding-window prediction of region probabilities on a preprocessed case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """How to run the network over a whole case.
+
+    ``roi_size`` (voxels, 1 mm) is the sliding window; ``overlap`` its fractional overlap;
+    ``mirror_axes`` adds test-time flips along those spatial axes (0=X, 1=Y, 2=Z) and
+    averages them (each axis doubles the cost); ``device`` is "auto" (CUDA when present),
+    "cuda" or "cpu"; ``mixed_precision`` uses float16 on CUDA and bfloat16 on CPU.
+    """
+
+    roi_size: tuple[int, int, int] = (128, 128, 128)
+    overlap: float = 0.25
+    sw_batch_size: int = 1
+    mirror_axes: tuple[int, ...] = ()
+    device: str = "auto"
+    mixed_precision: bool = True
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+@torch.no_grad()
+def predict_regions(network: torch.nn.Module, image: np.ndarray | torch.Tensor,
+                    settings: PredictionSettings = PredictionSettings()) -> np.ndarray:
+    """Region probabilities for one preprocessed case.
+
+    ``image``: (4, X, Y, Z) float32, z-scored, 1 mm RAS (output of ``build_preprocessing``).
+    Returns float32 (3, X, Y, Z) sigmoid probabilities of WT, TC, ET on the same grid.
+    """
+    device = select_device(settings.device)
+    network = network.to(device).eval()
+    x = torch.as_tensor(np.asarray(image), dtype=torch.float32)[None].to(device)
+    # the window may not be larger than the padded case: shrink it to what the case needs
+    roi = tuple(min(r, max(16, int(np.ceil(s / 16) * 16))) for r, s in zip(settings.roi_size, x.shape[2:]))
+    flips: list[tuple[int, ...]] = [()] + [(axis + 2,) for axis in settings.mirror_axes]
+    total: torch.Tensor | None = None
+    with _autocast(device, settings.mixed_precision):
+        for dims in flips:
+            xi = torch.flip(x, dims) if dims else x
+            logits = sliding_window_inference(xi, roi, settings.sw_batch_size, network,
+                                              overlap=settings.overlap, mode="gaussian")
+            probs = torch.sigmoid(logits.float())
+            probs = torch.flip(probs, dims) if dims else probs
+            total = probs if total is None else total + probs
+    assert total is not None
+    return (total / len(flips))[0].cpu().numpy().astype(np.float32)

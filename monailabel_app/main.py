@@ -1,0 +1,104 @@
+"""BrainTumorLabel: the MONAI Label app that segments brain tumors from four MRI sequences.
+
+Start it with ``monailabel start_server --app monailabel_app --studies <folder>`` (or
+``make run``). One image id is one study (a case folder in BraTS naming, or a 4-channel
+NIfTI); see ``lib/datastore/study_folder.py``. The work happens in ``lib/``; the classes
+here only wire it into MONAI Label.
+
+Config (``--conf key value``):
+  model_dir           where trained models are published (default <studies>/.braintumorlabel/model)
+  import_case_labels  "true": a case folder's <id>-seg file counts as its final label
+  mirror_axes         test-time flips, e.g. "0" (left-right); default none
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.tasks.infer_v2 import InferTask
+from monailabel.interfaces.tasks.strategy import Strategy
+from monailabel.interfaces.tasks.train import TrainTask
+from monailabel.tasks.activelearning.first import First
+from monailabel.tasks.activelearning.random import Random
+
+from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
+from lib.errors import UnknownIdError
+from lib.http_errors import http_errors, with_http_errors
+from lib.infers.pipeline import TumorSegmenter
+from lib.infers.task import BrainTumorSegmentation
+from lib.model import PredictionSettings
+from lib.trainers.task import BrainTumorTraining
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "brats_segresnet"
+APP_VERSION = "0.3.0"
+
+
+def _flag(conf: dict[str, str], key: str) -> bool:
+    return str(conf.get(key, "false")).lower() in ("1", "true", "yes")
+
+
+class BrainTumorLabelApp(MONAILabelApp):
+    def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        self.bundled_model = Path(app_dir) / "model" / f"{MODEL_NAME}.pt"
+        local = not studies.startswith(("http://", "https://"))
+        default_dir = Path(studies) / META_DIR / "model" if local else Path(app_dir) / "model" / "trained"
+        self.model_dir = Path(conf.get("model_dir", default_dir))
+        self.trained_model = self.model_dir / f"{MODEL_NAME}.pt"
+        mirror = tuple(int(a) for a in str(conf.get("mirror_axes", "")).split(",") if a.strip())
+        self.segmenter = TumorSegmenter([self.trained_model, self.bundled_model],
+                                        PredictionSettings(mirror_axes=mirror))
+        super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="BrainTumorLabel",
+                         description="Brain tumor segmentation (NCR, ED, ET) from t1n, t1c, t2w, t2f",
+                         version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
+
+    def init_datastore(self) -> Datastore:
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        datastore_cls = with_http_errors(StudyFolderDatastore)
+        return datastore_cls(self.studies, import_case_labels=_flag(self.conf, "import_case_labels"))
+
+    def init_infers(self) -> dict[str, InferTask]:
+        return {MODEL_NAME: BrainTumorSegmentation(self.segmenter)}
+
+    def init_trainers(self) -> dict[str, TrainTask]:
+        return {MODEL_NAME: BrainTumorTraining(self.trained_model, self.model_dir, self.segmenter.checkpoint_path,
+                                               name=MODEL_NAME)}
+
+    def init_strategies(self) -> dict[str, Strategy]:
+        return {"random": Random(), "first": First()}
+
+    def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
+        """Resolve the image id to the whole study (all four sequences), run the task, and
+        keep the model output as a new ``original`` label version of that study."""
+        with http_errors():
+            request = copy.deepcopy(request)
+            task = self._infers.get(request.get("model", ""))
+            if task is None:
+                raise UnknownIdError(f"unknown model '{request.get('model')}'; available: {sorted(self._infers)}")
+            store = datastore or self.datastore()
+            image = request.get("image")
+            image_id = None
+            if isinstance(image, str) and not os.path.exists(image):
+                image_id = image
+                request["image"] = str(store.study_path(image_id))  # type: ignore[attr-defined]
+                request["case_id"] = image_id
+            result_file, result_json = task(request)
+            label_id = result_file
+            if image_id is not None and str(request.get("save_label", "true")).lower() != "false":
+                tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
+                label_id = store.save_label(image_id, result_file, tag,
+                                            {"model": request["model"], "model_version": result_json["model_version"],
+                                             "volumes_ml": result_json["volumes_ml"], "source": "model"})
+            return {"label": label_id, "tag": DefaultLabelTag.ORIGINAL, "file": result_file, "params": result_json}
+
+    def train(self, request: dict[str, Any]) -> Any:
+        with http_errors():
+            return super().train(request)
