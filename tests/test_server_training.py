@@ -1,0 +1,69 @@
+"""Active learning through the official client: submit corrections, train on them in the
+server's background process, and serve the published model without a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from monailabel.client import MONAILabelClient
+
+from _cases import make_studies, truth_path
+from _server import monailabel_server
+
+MODEL = "brats_segresnet"
+#: one epoch of one step on small patches: the whole loop in about a minute on two cores
+TINY_RUN = {"max_epochs": 1, "steps_per_epoch": 1, "roi_size": 32, "fine_tune": False, "val_fraction": 0.3}
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("studies")
+    make_studies(root, 3, seed=44)
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(studies, tmp_path_factory) -> MONAILabelClient:
+    with monailabel_server(studies, tmp_path_factory.mktemp("log") / "server.log") as url:
+        yield MONAILabelClient(url, tmpdir=str(tmp_path_factory.mktemp("client")))
+
+
+def _wait_until_finished(client: MONAILabelClient, timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (status := client.train_status())["status"] in ("SUBMITTED", "RUNNING"):
+        assert time.monotonic() < deadline, "training did not finish in time"
+        time.sleep(1)
+    return status
+
+
+def test_training_on_submitted_labels_publishes_a_model_that_inference_uses(client, studies):
+    bundled_version = client.info()["models"][MODEL]["model_version"]
+    client.train_start(MODEL, TINY_RUN)  # nothing to train on yet: the background task says why
+    refused = _wait_until_finished(client)
+    assert refused["status"] == "ERROR" and "no studies with a final label" in " ".join(refused["details"])
+    for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
+        client.save_label(case.name, str(truth_path(case)), tag="final")
+    client.train_start(MODEL, TINY_RUN)
+    status = _wait_until_finished(client)
+    assert status["status"] == "DONE", status
+    published = studies / ".braintumorlabel" / "model" / f"{MODEL}.pt"
+    assert published.is_file()
+    split = (studies / ".braintumorlabel" / "model" / "split.json").read_text()
+    assert split.count("validation") >= 1 and split.count("train") >= 1
+    info = client.info()
+    assert info["models"][MODEL]["model_version"].startswith(f"{MODEL}-")
+    assert info["models"][MODEL]["model_version"] != bundled_version
+    assert set(info["train_stats"][MODEL]["best_dice"]) == {"WT", "TC", "ET"}
+
+
+def test_a_running_training_can_be_stopped(client):
+    client.train_start(MODEL, {**TINY_RUN, "max_epochs": 500})
+    deadline = time.monotonic() + 60
+    while client.train_status()["status"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    client.train_stop()
+    assert _wait_until_finished(client, 60)["status"] == "STOPPED"
+    assert client.info()["name"] == "BrainTumorLabel"
