@@ -11,11 +11,13 @@ STAMP := $(VENV)/.installed
 SAMPLE_DIR := sample-data/generated
 SAMPLE_CASES ?= 4
 SAMPLE_SEED ?= 0
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: help setup data run test clean
 
 help:
-	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, start the server"
+	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
 	@echo "make test   set up and run the test suite"
 	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
 
@@ -34,13 +36,16 @@ $(SAMPLE_DIR)/.complete: $(STAMP)
 	$(BIN)/synthbrats --cases $(SAMPLE_CASES) --seed $(SAMPLE_SEED) --out $(SAMPLE_DIR) --workers 2
 	touch $@
 
+# Regenerates the case folders only: labels saved in $(SAMPLE_DIR)/labels are kept.
 data: $(STAMP)
-	rm -rf $(SAMPLE_DIR)
+	rm -rf $(SAMPLE_DIR)/SynBraTS-* $(SAMPLE_DIR)/.complete
 	$(MAKE) $(SAMPLE_DIR)/.complete
 
 run: $(SAMPLE_DIR)/.complete
-	@echo "Sample data: $(SAMPLE_DIR)/ ($$(ls -d $(SAMPLE_DIR)/*/ | wc -l) cases)."
-	@echo "The MONAI Label server arrives with the model (issue 3); setup and data generation are done."
+	@echo "Serving $(SAMPLE_DIR)/ ($$(ls -d $(SAMPLE_DIR)/SynBraTS-*/ | wc -l) studies) with the bundled model"
+	@echo "MONAI Label server: http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
+		--studies $(SAMPLE_DIR) --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
