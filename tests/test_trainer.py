@@ -4,7 +4,6 @@ a worse model, and the torch.distributed path (two CPU processes over gloo)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import torch
 
 from _cases import make_studies
 from lib.model import NetworkSpec, build_network, load_checkpoint, save_checkpoint
-from lib.trainers.data import prepare_case
 from lib.trainers.engine import TrainConfig
 from lib.trainers.run import run_training
 from lib.trainers.split import TRAIN, VALIDATION, FixedSplit

@@ -7,7 +7,6 @@ A case dict is ``{"case_id": str, "image": <case folder | 4-channel file>, "labe
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,7 +145,3 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 yield {"image": torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32),
                        "regions": torch.as_tensor(labels_to_regions(label))}
 
-
-def describe_cases(cases: Sequence[PreparedCase]) -> str:
-    """One-line summary for logs."""
-    return json.dumps({"cases": len(cases), "ids": [c.case_id for c in cases][:5]})
