@@ -14,7 +14,10 @@ SAMPLE_SEED ?= 0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup data run test clean
+SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup system-packages data run test clean
 
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
@@ -47,7 +50,15 @@ run: $(SAMPLE_DIR)/.complete
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
 		--studies $(SAMPLE_DIR) --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# Orthanc (a private one is started by the tests) and dciodvfy, installed when missing.
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 clean:

@@ -1,0 +1,1 @@
+"""Talking to a PACS: a private Orthanc for tests and demos (``sandbox``)."""

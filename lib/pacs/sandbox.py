@@ -1,0 +1,159 @@
+"""A private Orthanc on loopback: free ports, temporary storage, HTTP basic auth, DICOMweb on.
+
+Used by the test suite and by ``make orthanc`` for trying the PACS path by hand. Needs the
+Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``make test`` installs them).
+
+    python -m lib.pacs.sandbox [--port 8042] [--studies FOLDER]   # runs until Ctrl+C
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class OrthancSandbox:
+    """A running private Orthanc. ``dicomweb_url`` is what the server's ``--studies`` takes."""
+
+    process: subprocess.Popen
+    folder: Path
+    http_port: int
+    username: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def auth_header(self) -> dict[str, str]:
+        token = b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def request(self, path: str, data: bytes | None = None, method: str | None = None,
+                content_type: str = "application/dicom", timeout: float = 30.0) -> bytes:
+        """An authenticated request to Orthanc's REST API (e.g. ``/instances`` with DICOM bytes)."""
+        headers = {**self.auth_header(), **({"Content-Type": content_type} if data is not None else {})}
+        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.read()
+
+    def upload_folder(self, folder: str | Path) -> int:
+        """Store every ``*.dcm`` under ``folder``; returns the number of instances sent."""
+        files = sorted(Path(folder).rglob("*.dcm"))
+        for f in files:
+            self.request("/instances", f.read_bytes(), "POST")
+        return len(files)
+
+    def stop(self) -> None:
+        """Stop Orthanc and delete its storage."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> "OrthancSandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_orthanc(http_port: int | None = None, username: str = "btl", password: str | None = None,
+                  timeout_s: float = 60.0) -> OrthancSandbox:
+    """Start Orthanc with its own configuration and storage in a new temporary folder and
+    wait until its REST API answers. Raises ``RuntimeError`` when Orthanc is not installed
+    or does not come up (its log is in the message)."""
+    if not Path(ORTHANC).exists() or not Path(DICOMWEB_PLUGIN).exists():
+        raise RuntimeError("Orthanc with the DICOMweb plugin is not installed "
+                           "(Debian packages 'orthanc' and 'orthanc-dicomweb'; make test installs them)")
+    folder = Path(tempfile.mkdtemp(prefix="btl-orthanc-"))
+    port = http_port or _free_port()
+    password = password or secrets.token_urlsafe(12)
+    config = {
+        "Name": "BrainTumorLabel sandbox",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "storage"),
+        "HttpPort": port,
+        "DicomPort": _free_port(),
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {username: password},
+        "Plugins": [DICOMWEB_PLUGIN],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
+                     "StudiesMetadata": "Full", "SeriesMetadata": "Full"},
+        "StableAge": 1,
+        "HttpThreadsCount": 20,
+        "StorageCompression": False,
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config, indent=1))
+    log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - kept open for the process's lifetime
+    process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    sandbox = OrthancSandbox(process, folder, port, username, password)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            text = (folder / "orthanc.log").read_text(errors="replace")[-3000:]
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(f"Orthanc exited with code {process.returncode}:\n{text}")
+        try:
+            sandbox.request("/system", timeout=2)
+            return sandbox
+        except OSError:
+            if time.monotonic() > deadline:
+                sandbox.stop()
+                raise RuntimeError(f"Orthanc did not answer within {timeout_s} s") from None
+            time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=8042)
+    ap.add_argument("--studies", type=Path, help="folder of DICOM files to upload")
+    args = ap.parse_args(argv)
+    with start_orthanc(args.port, password=os.environ.get("BTL_ORTHANC_PASSWORD")) as orthanc:
+        if args.studies:
+            print(f"uploaded {orthanc.upload_folder(args.studies)} instances from {args.studies}")
+        print(f"Orthanc: {orthanc.url}  DICOMweb: {orthanc.dicomweb_url}")
+        print(f"user '{orthanc.username}', password in the environment variable of your choice; this run's: "
+              f"{orthanc.password}")
+        print("Ctrl+C stops it and deletes its storage.")
+        try:
+            orthanc.process.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
