@@ -21,6 +21,15 @@ STEP_TOLERANCE_MM = 0.01
 ORIENTATION_TOLERANCE = 1e-4
 
 
+def slice_order(datasets: Sequence[pydicom.Dataset]) -> list[int]:
+    """Indices of ``datasets`` sorted by position along the slice normal: the order of the
+    volume's third axis, and of a label's slices."""
+    orientation = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
+    normal = np.cross(orientation[:3], orientation[3:])
+    along = [float(np.dot([float(v) for v in ds.ImagePositionPatient], normal)) for ds in datasets]
+    return [int(i) for i in np.argsort(along)]
+
+
 def series_to_image(datasets: Sequence[pydicom.Dataset], name: str = "series") -> sitk.Image:
     """Build a Float32 ``sitk.Image`` from the datasets of one single-frame series.
 
@@ -44,9 +53,8 @@ def series_to_image(datasets: Sequence[pydicom.Dataset], name: str = "series") -
                 not np.allclose([float(v) for v in ds.PixelSpacing], spacing_rc, atol=1e-6):
             raise InvalidGeometryError(f"{name}: slices have different sizes or pixel spacings")
     row_dir, col_dir = orientation[:3], orientation[3:]
-    normal = np.cross(row_dir, col_dir)
-    along = positions @ normal
-    order = np.argsort(along)
+    order = slice_order(datasets)
+    along = positions @ np.cross(row_dir, col_dir)
     steps = np.diff(along[order])
     if np.any(steps < STEP_TOLERANCE_MM):
         raise InvalidGeometryError(f"{name}: two slices share a position (duplicates or several stacks)")
