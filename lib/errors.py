@@ -53,3 +53,8 @@ class UnknownIdError(LookupError):
 
 class ConflictError(RuntimeError):
     """The request would overwrite something stored (an existing image id, a label version)."""
+
+
+class PacsUnavailableError(RuntimeError):
+    """The PACS cannot be reached, times out, answers with a server error or refuses the
+    credentials. The message names the PACS and the operation, never the credentials."""

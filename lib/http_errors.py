@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException
 
-from lib.errors import ConflictError, InputError, UnknownIdError
+from lib.errors import ConflictError, InputError, PacsUnavailableError, UnknownIdError
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownIdError, 404),
     (ConflictError, 409),
     (InputError, 422),
+    (PacsUnavailableError, 503),
 )
 
 T = TypeVar("T")

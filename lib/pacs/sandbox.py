@@ -71,9 +71,17 @@ class OrthancSandbox:
             self.request("/instances", f.read_bytes(), "POST")
         return len(files)
 
+    def pause(self) -> None:
+        """Freeze Orthanc (SIGSTOP): connections open but nothing answers, like a hung PACS."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop Orthanc and delete its storage."""
         if self.process.poll() is None:
+            self.resume()
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
@@ -145,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.studies:
             print(f"uploaded {orthanc.upload_folder(args.studies)} instances from {args.studies}")
         print(f"Orthanc: {orthanc.url}  DICOMweb: {orthanc.dicomweb_url}")
-        print(f"user '{orthanc.username}', password in the environment variable of your choice; this run's: "
-              f"{orthanc.password}")
+        print(f"user '{orthanc.username}', password from BTL_ORTHANC_PASSWORD"
+              + ("" if os.environ.get("BTL_ORTHANC_PASSWORD") else f" (not set; generated: {orthanc.password})"))
+        print(f"serve it: BTL_PACS_USERNAME={orthanc.username} BTL_PACS_PASSWORD=... "
+              f"monailabel start_server --app monailabel_app --studies {orthanc.dicomweb_url}")
         print("Ctrl+C stops it and deletes its storage.")
         try:
             orthanc.process.wait()
