@@ -5,8 +5,14 @@ Start it with ``monailabel start_server --app monailabel_app --studies <folder>`
 NIfTI); see ``lib/datastore/study_folder.py``. The work happens in ``lib/``; the classes
 here only wire it into MONAI Label.
 
+``--studies http://host:port/dicom-web`` serves the MR studies of a DICOMweb PACS instead,
+one image id per study, with labels written back as DICOM SEG (``lib/datastore/dicomweb.py``);
+credentials come from the environment (``BTL_PACS_USERNAME``, ``BTL_PACS_PASSWORD``) or a file.
+
 Config (``--conf key value``):
   model_dir           where trained models are published (default <studies>/.braintumorlabel/model)
+  cache_dir           PACS only: volumes, labels and the outbox (default ~/.cache/braintumorlabel/<pacs>)
+  pacs_credentials_file  PACS only: a file holding username:password
   import_case_labels  "true": a case folder's <id>-seg file counts as its final label
   mirror_axes         test-time flips, e.g. "0" (left-right); default none
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +34,14 @@ from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
+from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
 from lib.errors import UnknownIdError
 from lib.http_errors import http_errors, with_http_errors
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
+from lib.pacs.client import PacsClient, PacsConfig
 from lib.trainers.task import BrainTumorTraining
 
 logger = logging.getLogger(__name__)
@@ -61,7 +70,10 @@ class BrainTumorLabelApp(MONAILabelApp):
 
     def init_datastore(self) -> Datastore:
         if self.studies.startswith(("http://", "https://")):
-            return super().init_datastore()
+            pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
+            cache = self.conf.get("cache_dir") or \
+                Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", self.studies)
+            return with_http_errors(DicomWebStudyDatastore)(PacsClient(pacs), cache, algorithm=MODEL_NAME)
         datastore_cls = with_http_errors(StudyFolderDatastore)
         return datastore_cls(self.studies, import_case_labels=_flag(self.conf, "import_case_labels"))
 

@@ -22,14 +22,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def monailabel_server(studies: Path, log: Path, conf: dict[str, str] | None = None,
-                      timeout_s: float = 120.0) -> Iterator[str]:
+def monailabel_server(studies: Path | str, log: Path, conf: dict[str, str] | None = None,
+                      env: dict[str, str] | None = None, timeout_s: float = 120.0) -> Iterator[str]:
     """Yield the URL of a ``monailabel start_server`` process serving ``monailabel_app`` on
     ``studies``; its output goes to ``log``. The process is stopped on exit."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": "2"}
+           "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": "2", **(env or {})}
     cmd = [str(bin_dir / "monailabel"), "start_server", "--app", str(REPO / "monailabel_app"),
            "--studies", str(studies), "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (conf or {}).items():

@@ -2,8 +2,9 @@
 retries with exponential backoff. Failures become :class:`PacsUnavailableError` (or
 :class:`UnknownIdError` for a 404), with messages that never contain the credentials.
 
-Credentials: ``BTL_PACS_USERNAME`` / ``BTL_PACS_PASSWORD``, or MONAI Label's
-``MONAI_LABEL_DICOMWEB_USERNAME`` / ``MONAI_LABEL_DICOMWEB_PASSWORD``.
+Credentials: a file holding ``username:password`` (server config ``pacs_credentials_file``;
+keep it readable by the server's user only), else ``BTL_PACS_USERNAME`` / ``BTL_PACS_PASSWORD``,
+else MONAI Label's ``MONAI_LABEL_DICOMWEB_USERNAME`` / ``MONAI_LABEL_DICOMWEB_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ class PacsConfig:
     backoff_s: float = 0.5
 
     @classmethod
-    def from_environment(cls, url: str, **overrides: Any) -> "PacsConfig":
+    def from_environment(cls, url: str, credentials_file: str | None = None, **overrides: Any) -> "PacsConfig":
+        """Credentials from ``credentials_file`` (``username:password``) or the environment."""
+        if credentials_file:
+            try:
+                username, _, password = open(credentials_file, encoding="utf-8").read().strip().partition(":")
+            except OSError as exc:
+                raise PacsUnavailableError(f"cannot read the PACS credentials file ({exc.strerror})") from None
+            return cls(url=url.rstrip("/"), username=username or None, password=password or None, **overrides)
         env = os.environ
         return cls(url=url.rstrip("/"),
                    username=env.get("BTL_PACS_USERNAME") or env.get("MONAI_LABEL_DICOMWEB_USERNAME") or None,

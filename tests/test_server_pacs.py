@@ -1,0 +1,79 @@
+"""The server on a real Orthanc: MR studies listed over DICOMweb, segmented, and labels
+written back as DICOM SEG next to the study; credentials never reach the logs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import SimpleITK as sitk
+from monailabel.client import MONAILabelClient
+
+from _cases import write_label_like
+from _server import monailabel_server
+from lib.pacs.client import PacsClient, PacsConfig
+from lib.pacs.sandbox import start_orthanc
+from synthbrats import GeneratorConfig, generate_case, write_case
+from synthbrats.dicom_export import StudyPlan, export_case
+
+pytestmark = pytest.mark.skipif(shutil.which("Orthanc") is None and not Path("/usr/sbin/Orthanc").exists(),
+                                reason="Orthanc not installed (make test installs it)")
+MODEL = "brats_segresnet"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pacs-server")
+    uids = {}
+    plans = {"complete": StudyPlan("philips", "Gadobutrol", ("localizer",), None),
+             "no-flair": StudyPlan("generic", None, (), "t2f")}
+    for i, (name, plan) in enumerate(plans.items()):
+        case = write_case(generate_case(62, i, GeneratorConfig(spacing=2.0, style="brats")), root / "cases")
+        uids[name] = export_case(case, root / "dicom", np.random.default_rng(i), plan)["study_uid"]
+    with start_orthanc() as orthanc:
+        orthanc.upload_folder(root / "dicom")
+        log = root / "server.log"
+        env = {"BTL_PACS_USERNAME": orthanc.username, "BTL_PACS_PASSWORD": orthanc.password}
+        with monailabel_server(orthanc.dicomweb_url, log, conf={"cache_dir": str(root / "cache")}, env=env) as url:
+            yield {"url": url, "orthanc": orthanc, "uids": uids, "log": log}
+
+
+def _seg_series(orthanc, study_uid: str) -> list[dict]:
+    client = PacsClient(PacsConfig(orthanc.dicomweb_url, orthanc.username, orthanc.password))
+    return [s for s in client.series(study_uid, fields=("0008103E", "00080060"))
+            if s.get("00080060", {}).get("Value") == ["SEG"]]
+
+
+def test_infer_on_a_pacs_study_writes_an_automatic_seg_next_to_it(setup, tmp_path):
+    client = MONAILabelClient(setup["url"], tmpdir=str(tmp_path))
+    uid = setup["uids"]["complete"]
+    assert client.info()["datastore"]["total"] == 2
+    label_file, result = client.infer(MODEL, uid, {})
+    label = sitk.ReadImage(label_file)
+    assert set(np.unique(sitk.GetArrayFromImage(label))) <= {0, 1, 2, 3}
+    segs = _seg_series(setup["orthanc"], uid)
+    assert [s["0008103E"]["Value"][0] for s in segs] == ["BrainTumorLabel original v1"]
+    # the clinician's correction, on the grid the server handed out
+    client.save_label(uid, str(write_label_like(Path(label_file), tmp_path / "fixed.nii.gz", fill=2)), tag="final")
+    descriptions = sorted(s["0008103E"]["Value"][0] for s in _seg_series(setup["orthanc"], uid))
+    assert descriptions == ["BrainTumorLabel final v1", "BrainTumorLabel original v1"]
+    assert client.info()["datastore"]["completed"] == 1
+    assert result["model_version"]
+
+
+def test_an_incomplete_study_is_refused_with_the_reason(setup):
+    response = requests.post(f"{setup['url']}/infer/{MODEL}", params={"image": setup["uids"]["no-flair"]}, timeout=60)
+    assert response.status_code == 422 and "t2f" in response.json()["detail"]
+
+
+def test_an_unknown_study_is_404(setup):
+    response = requests.post(f"{setup['url']}/infer/{MODEL}", params={"image": "1.2.3.4.5"}, timeout=60)
+    assert response.status_code == 404
+
+
+def test_the_password_never_appears_in_the_server_log(setup):
+    requests.get(f"{setup['url']}/datastore/?output=all", timeout=60)
+    assert setup["orthanc"].password not in setup["log"].read_text(errors="replace")
