@@ -13,16 +13,21 @@ SAMPLE_CASES ?= 4
 SAMPLE_SEED ?= 0
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DICOM_DIR := sample-data/dicom
+ORTHANC_PORT ?= 8042
+PACS_URL ?= http://127.0.0.1:$(ORTHANC_PORT)/dicom-web
 
 SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages data run test clean
+.PHONY: help setup system-packages data run orthanc run-pacs test clean
 
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
 	@echo "make test   set up and run the test suite"
 	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
+	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
+	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
 
 # The virtual environment is rebuilt only when a dependency file changes.
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
@@ -58,8 +63,21 @@ system-packages:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+$(DICOM_DIR)/.complete: $(SAMPLE_DIR)/.complete
+	rm -rf $(DICOM_DIR)
+	$(BIN)/synthbrats-dicom --cases $(SAMPLE_DIR) --out $(DICOM_DIR) --seed $(SAMPLE_SEED)
+	touch $@
+
+orthanc: $(DICOM_DIR)/.complete system-packages
+	$(BIN)/python -m lib.pacs.sandbox --port $(ORTHANC_PORT) --studies $(DICOM_DIR)
+
+run-pacs: $(STAMP)
+	@echo "MONAI Label server on the PACS $(PACS_URL): http://$(HOST):$(PORT)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
+		--studies $(PACS_URL) --host $(HOST) --port $(PORT)
+
 test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(SAMPLE_DIR)
+	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR)
