@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Orthanc: {orthanc.url}  DICOMweb: {orthanc.dicomweb_url}")
         print(f"user '{orthanc.username}', password from BTL_ORTHANC_PASSWORD"
               + ("" if os.environ.get("BTL_ORTHANC_PASSWORD") else f" (not set; generated: {orthanc.password})"))
-        print(f"serve it: BTL_PACS_USERNAME={orthanc.username} BTL_PACS_PASSWORD=... "
-              f"monailabel start_server --app monailabel_app --studies {orthanc.dicomweb_url}")
+        print(f"serve it (another terminal): BTL_PACS_USERNAME={orthanc.username} BTL_PACS_PASSWORD=<password> "
+              f"make run-pacs PACS_URL={orthanc.dicomweb_url}")
         print("Ctrl+C stops it and deletes its storage.")
         try:
             orthanc.process.wait()
