@@ -77,7 +77,7 @@ class TumorSegmenter:
         seconds["load_model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        data = build_preprocessing(landmarks=model.landmarks, with_label=False)(
+        data = build_preprocessing(landmarks=model.landmarks, with_label=False, spacing=model.spacing_mm)(
             {"image": source, "case_id": case_id} if case_id else {"image": source})
         seconds["preprocess"] = time.perf_counter() - t0
 
@@ -90,7 +90,7 @@ class TumorSegmenter:
         seconds["infer"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        labels = remove_small_lesions(regions_to_labels(regions), (1.0, 1.0, 1.0))
+        labels = remove_small_lesions(regions_to_labels(regions), (model.spacing_mm,) * 3)
         label = restore_label(labels, data["geometry"], data.get("case_id"))
         volumes = label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
         seconds["postprocess"] = time.perf_counter() - t0

@@ -30,14 +30,17 @@ class Checkpoint:
     version: str
     landmarks: NyulLandmarks | None
     roi_size: tuple[int, int, int]
+    spacing_mm: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
 
 def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpec, *, version: str,
-                    landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int],
+                    landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int], spacing_mm: float = 1.0,
                     training: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically at ``path`` (replacing an older file in one step)."""
+    """Write a checkpoint atomically at ``path`` (replacing an older file in one step).
+    ``spacing_mm``: the isotropic working resolution the network sees (preprocessing
+    resamples to it); ``roi_size``: the sliding window in voxels at that resolution."""
     module = network.module if hasattr(network, "module") else network  # unwrap DistributedDataParallel
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in module.state_dict().items()}
@@ -48,6 +51,7 @@ def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpe
         "version": version,
         "landmarks": landmarks.to_dict() if landmarks is not None else None,
         "roi_size": list(roi_size),
+        "spacing_mm": float(spacing_mm),
         "training": training or {},
     }
     path = Path(path)
@@ -71,4 +75,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     landmarks = NyulLandmarks.from_dict(payload["landmarks"]) if payload.get("landmarks") else None
     return Checkpoint(network=network, spec=spec, version=str(payload["version"]), landmarks=landmarks,
                       roi_size=tuple(int(v) for v in payload["roi_size"]),  # type: ignore[arg-type]
+                      spacing_mm=float(payload.get("spacing_mm", 1.0)),
                       training=dict(payload.get("training") or {}), path=path)

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps-per-epoch", type=int)
     ap.add_argument("--time-limit-min", type=float, help="stop after the epoch that passes this")
     ap.add_argument("--init-filters", type=int, default=NetworkSpec.init_filters)
-    ap.add_argument("--roi", type=int, default=96, help="training patch edge in voxels (1 mm)")
+    ap.add_argument("--roi", type=int, default=96, help="training patch edge in voxels")
+    ap.add_argument("--val-roi", type=int, default=128, help="sliding-window edge in voxels")
+    ap.add_argument("--spacing", type=float, default=1.0, help="working resolution in mm")
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--val-every", type=int, default=2)
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no labelled cases in {args.cases}", file=sys.stderr)
         return 2
     config = TrainConfig(max_epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                         roi_size=(args.roi,) * 3, learning_rate=args.lr, val_every=args.val_every, seed=args.seed,
+                         roi_size=(args.roi,) * 3, val_roi_size=(args.val_roi,) * 3, spacing_mm=args.spacing,
+                         learning_rate=args.lr, val_every=args.val_every, seed=args.seed,
                          num_threads=args.threads, num_workers=args.workers, init_from=args.init_from,
                          time_limit_s=args.time_limit_min * 60 if args.time_limit_min else None,
                          spec=NetworkSpec(init_filters=args.init_filters), world_size=args.gpus)

@@ -53,9 +53,9 @@ class PreparedCase:
     brain_mask: np.ndarray
 
 
-def _cache_key(case: dict[str, Any]) -> str:
+def _cache_key(case: dict[str, Any], spacing_mm: float) -> str:
     files = find_case_files(case["image"], case.get("case_id"), label=case["label"])
-    parts = [f"v{CACHE_VERSION}"]
+    parts = [f"v{CACHE_VERSION}", f"{spacing_mm:g}mm"]
     sources = list(files.sequences.values()) if files.sequences else [files.multichannel]
     for path in [*sources, files.label]:
         stat = Path(path).stat()
@@ -63,16 +63,17 @@ def _cache_key(case: dict[str, Any]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def prepare_case(case: dict[str, Any], cache_dir: str | Path | None = None) -> PreparedCase:
-    """Preprocess one labelled case without intensity normalisation (landmarks are learned
-    from these), reusing ``cache_dir/<id>-<key>.npz`` when the source files are unchanged."""
+def prepare_case(case: dict[str, Any], cache_dir: str | Path | None = None, spacing_mm: float = 1.0) -> PreparedCase:
+    """Preprocess one labelled case onto a ``spacing_mm`` grid without intensity normalisation
+    (landmarks are learned from these), reusing ``cache_dir/<id>-<key>.npz`` when the source
+    files are unchanged."""
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{case['case_id']}-{_cache_key(case)}.npz"
+        cache_file = Path(cache_dir) / f"{case['case_id']}-{_cache_key(case, spacing_mm)}.npz"
         if cache_file.exists():
             with np.load(cache_file) as z:
                 return PreparedCase(case["case_id"], z["image"], z["label"], z["brain_mask"])
-    out = build_preprocessing(with_label=True, normalize=False)(
+    out = build_preprocessing(with_label=True, normalize=False, spacing=spacing_mm)(
         {"image": case["image"], "label": case["label"], "case_id": case["case_id"]})
     prepared = PreparedCase(case["case_id"], np.asarray(out["image"], np.float32),
                             np.asarray(out["label"], np.uint8), np.asarray(out["brain_mask"], np.uint8))

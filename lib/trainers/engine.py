@@ -38,7 +38,8 @@ class TrainConfig:
     """Settings of one training run.
 
     One epoch is ``steps_per_epoch`` optimiser steps of ``batch_size`` patches of
-    ``roi_size`` voxels (1 mm); default steps: enough to see each training case once.
+    ``roi_size`` voxels at ``spacing_mm`` (the working resolution, stored in the checkpoint);
+    default steps: enough to see each training case once.
     Validation every ``val_every`` epochs on whole cases. ``time_limit_s`` stops after
     the epoch in which the limit is passed. ``init_from``: checkpoint to fine-tune
     (its spec and landmarks are kept); otherwise a new network of ``spec``.
@@ -51,6 +52,7 @@ class TrainConfig:
     samples_per_case: int = 2
     roi_size: tuple[int, int, int] = (96, 96, 96)
     val_roi_size: tuple[int, int, int] = (128, 128, 128)
+    spacing_mm: float = 1.0
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     val_every: int = 1
@@ -91,11 +93,13 @@ def region_dice(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict[str, f
     return out
 
 
-def validate(network: torch.nn.Module, cases: Sequence[PreparedCase], settings: PredictionSettings) -> dict[str, float]:
-    """Mean Dice per region over whole validation cases, through the deployed postprocessing."""
+def validate(network: torch.nn.Module, cases: Sequence[PreparedCase], settings: PredictionSettings,
+             spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
+    """Mean Dice per region over whole validation cases (at the working resolution, whose
+    voxel size is ``spacing`` mm), through the deployed postprocessing."""
     scores = []
     for case in cases:
-        labels = remove_small_lesions(regions_to_labels(predict_regions(network, case.image, settings)), (1, 1, 1))
+        labels = remove_small_lesions(regions_to_labels(predict_regions(network, case.image, settings)), spacing)
         scores.append(region_dice(labels, case.label[0]))
     return {name: float(np.mean([s[name] for s in scores])) for name in REGION_ORDER} if scores else {}
 
@@ -146,6 +150,8 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
     network = build_network(spec)
     if config.init_from:
         base = load_checkpoint(config.init_from)
+        if abs(base.spacing_mm - config.spacing_mm) > 1e-6:
+            raise ValueError(f"the checkpoint works at {base.spacing_mm} mm, the run at {config.spacing_mm} mm")
         spec, network = base.spec, base.network
         landmarks = base.landmarks if landmarks is None else landmarks
     network = network.to(device)
@@ -175,7 +181,7 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
     best_score, best_epoch, stopped_by, epoch = -1.0, 0, "max_epochs", 0
     if config.init_from and val_norm:
         # fine-tuning: publish only a model that beats the one it starts from
-        best = validate(network, val_norm, val_settings)
+        best = validate(network, val_norm, val_settings, (config.spacing_mm,) * 3)
         best_score = float(np.mean(list(best.values())))
         history.append({"epoch": 0, "val_dice": best})
     for epoch in range(1, config.max_epochs + 1):
@@ -196,7 +202,7 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
         record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
                                   "epoch_s": round(time.monotonic() - t0, 1)}
         if rank == 0 and val_norm and (epoch % config.val_every == 0 or epoch == config.max_epochs):
-            dice = validate(network, val_norm, val_settings)
+            dice = validate(network, val_norm, val_settings, (config.spacing_mm,) * 3)
             record["val_dice"] = dice
             score = float(np.mean(list(dice.values())))
             if score > best_score:
@@ -244,6 +250,7 @@ def _publish(network: torch.nn.Module, spec: NetworkSpec, path: str, landmarks: 
               "learning_rate": config.learning_rate, "batch_size": config.batch_size,
               "published": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra_record}
     save_checkpoint(path, network, spec, version=version, landmarks=landmarks, roi_size=config.val_roi_size,
+                    spacing_mm=config.spacing_mm,
                     training=record)
     logger.info("published %s (epoch %d, val Dice %s)", path, epoch, dice)
 

@@ -37,8 +37,8 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     val_ids = sorted(c for c, role in split.items() if role == VALIDATION)
     logger.info("split: %d training, %d validation cases (%s)", len(train_ids), len(val_ids), split_path)
 
-    train_cases = [prepare_case(by_id[c], cache_dir) for c in train_ids]
-    val_cases = [prepare_case(by_id[c], cache_dir) for c in val_ids]
+    train_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm) for c in train_ids]
+    val_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm) for c in val_ids]
     landmarks = None
     if learn_landmarks and not config.init_from:
         landmarks = NyulLandmarks.fit_from_data(

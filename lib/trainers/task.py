@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
 from lib.errors import InputError
+from lib.model import load_checkpoint
 
 from .engine import TrainConfig
 from .run import run_training
@@ -22,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "steps_per_epoch": 0,
     "learning_rate": 5e-4,
     "batch_size": 2,
-    "roi_size": 96,
+    "roi_size": 64,
+    "spacing_mm": 2.0,
     "val_fraction": 0.2,
     "val_every": 1,
     "fine_tune": True,
@@ -58,10 +61,14 @@ class BrainTumorTraining(TrainTask):
         cases = datastore.datalist()
         if len(cases) < 1:
             raise InputError("no studies with a final label to train on; submit corrections first")
-        import torch
-
-        roi = int(opts["roi_size"])
+        roi, spacing, val_roi = int(opts["roi_size"]), float(opts["spacing_mm"]), None
+        if opts["fine_tune"]:
+            # a fine-tuned model keeps the resolution and window of the model it starts from
+            base = load_checkpoint(self.current_model())
+            spacing, val_roi = base.spacing_mm, base.roi_size
+            roi = int(base.training.get("roi_size", [roi])[0]) if "roi_size" not in request else roi
         config = TrainConfig(
+            spacing_mm=spacing, val_roi_size=val_roi or (2 * roi,) * 3,
             max_epochs=int(opts["max_epochs"]), steps_per_epoch=int(opts["steps_per_epoch"]) or None,
             batch_size=int(opts["batch_size"]), roi_size=(roi, roi, roi), learning_rate=float(opts["learning_rate"]),
             val_every=int(opts["val_every"]),
