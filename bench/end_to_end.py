@@ -3,9 +3,10 @@
 Both pipelines segment the same four-sequence case (load, preprocess, infer, postprocess,
 save), each in a fresh process so peak memory is its own:
 
-- ours: ``lib.infers.pipeline.TumorSegmenter`` with the bundled checkpoint (rigid
-  co-registration check, brain crop, Nyúl + z-score, SegResNet init_filters 8, 128^3
-  windows, bfloat16 on CPU / float16 on GPU, label restored onto the t1c grid);
+- ours: ``lib.infers.pipeline.TumorSegmenter`` with the bundled checkpoint, the code path
+  the server runs (validation, rigid co-registration where needed, brain crop, resampling
+  to the model's working resolution, Nyúl + z-score, SegResNet, bfloat16 on CPU / float16
+  on GPU, postprocessing, label restored onto the t1c grid);
 - reference: the configuration of the MONAI model-zoo bundle ``brats_mri_segmentation``
   (LoadImage, RAS, 1 mm spacing, channel-wise non-zero normalisation, SegResNet
   init_filters 16 blocks 1,2,2,4, 240x240x160 window, overlap 0.5, float32, sigmoid > 0.5).
@@ -42,28 +43,17 @@ def run_ours(case: Path, out: Path) -> dict:
     import SimpleITK as sitk
 
     from lib.infers.pipeline import TumorSegmenter
-    from lib.model import PredictionSettings, load_checkpoint, predict_regions
-    from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_small_lesions
-    from lib.transforms import build_preprocessing, restore_label
 
-    checkpoint = TumorSegmenter([REPO / "monailabel_app" / "model" / "brats_segresnet.pt"]).checkpoint_path()
-    model = load_checkpoint(checkpoint)
-    times, peaks = {}, {}
+    segmenter = TumorSegmenter([REPO / "monailabel_app" / "model" / "brats_segresnet.pt"])
+    model = segmenter.checkpoint()  # loading the model is not part of a request
+    result = segmenter.segment(str(case))
     t = time.perf_counter()
-    data = build_preprocessing(landmarks=model.landmarks, with_label=False)({"image": str(case)})
-    times["load_preprocess"], peaks["load_preprocess"] = time.perf_counter() - t, _peak_mb()
-    t = time.perf_counter()
-    regions = predict_regions(model.network, data["image"], PredictionSettings(roi_size=model.roi_size))
-    times["infer"], peaks["infer"] = time.perf_counter() - t, _peak_mb()
-    t = time.perf_counter()
-    label = restore_label(remove_small_lesions(regions_to_labels(regions), (1, 1, 1)), data["geometry"])
-    label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
-    times["postprocess"], peaks["postprocess"] = time.perf_counter() - t, _peak_mb()
-    t = time.perf_counter()
-    sitk.WriteImage(label, str(out), useCompression=True)
-    times["save"], peaks["save"] = time.perf_counter() - t, _peak_mb()
-    return {"times_s": times, "peak_rss_mb": peaks,
-            "model": f"SegResNet init_filters {model.spec.init_filters}, window {list(model.roi_size)}"}
+    sitk.WriteImage(result.label, str(out), useCompression=True)
+    times = {"load_preprocess": result.seconds["preprocess"], "infer": result.seconds["infer"],
+             "postprocess": result.seconds["postprocess"], "save": time.perf_counter() - t}
+    return {"times_s": times, "peak_rss_mb": {"total": _peak_mb()},
+            "model": f"SegResNet init_filters {model.spec.init_filters} at {model.spacing_mm:g} mm, "
+                     f"window {list(model.roi_size)}"}
 
 
 def run_reference(case: Path, out: Path) -> dict:
