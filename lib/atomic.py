@@ -1,12 +1,15 @@
-"""Atomic file replacement: readers see the old file or the new one, never a partial one."""
+"""Atomic file replacement (readers see the old file or the new one, never a partial one)
+and the JSON sidecars written that way."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -25,3 +28,20 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | Path, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically and durably (fsync before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=indent, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``; an empty dict when it is missing or unreadable (metadata
+    sidecars are optional: a damaged one must not make its image or label unreadable)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}

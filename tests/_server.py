@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lib.net import free_loopback_port
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -26,7 +21,7 @@ def monailabel_server(studies: Path | str, log: Path, conf: dict[str, str] | Non
                       env: dict[str, str] | None = None, timeout_s: float = 120.0) -> Iterator[str]:
     """Yield the URL of a ``monailabel start_server`` process serving ``monailabel_app`` on
     ``studies``; its output goes to ``log``. The process is stopped on exit."""
-    port = free_port()
+    port = free_loopback_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
            "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": "2", **(env or {})}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -77,7 +76,6 @@ def test_a_bad_label_is_refused(t1c_and_label, bad):
         label_to_seg(wrong, datasets, manual=True, algorithm="a", algorithm_version="1")
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed (make test installs it)")
 @pytest.mark.parametrize("manual", [False, True])
 def test_every_seg_passes_dciodvfy_without_errors(t1c_and_label, tmp_path, manual):
     datasets, label = t1c_and_label

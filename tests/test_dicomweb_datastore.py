@@ -22,8 +22,6 @@ from lib.transforms.geometry import reorient_to_ras
 from synthbrats import GeneratorConfig, generate_case, write_case
 from synthbrats.dicom_export import StudyPlan, export_case
 
-pytestmark = pytest.mark.skipif(shutil.which("Orthanc") is None and not Path("/usr/sbin/Orthanc").exists(),
-                                reason="Orthanc not installed (make test installs it)")
 
 PLANS = {
     "complete": StudyPlan("ge", "Gadobutrol", ("localizer", "dwi"), None),

@@ -3,7 +3,6 @@ written back as DICOM SEG next to the study; credentials never reach the logs.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,6 @@ from lib.pacs.sandbox import start_orthanc
 from synthbrats import GeneratorConfig, generate_case, write_case
 from synthbrats.dicom_export import StudyPlan, export_case
 
-pytestmark = pytest.mark.skipif(shutil.which("Orthanc") is None and not Path("/usr/sbin/Orthanc").exists(),
-                                reason="Orthanc not installed (make test installs it)")
 MODEL = "brats_segresnet"
 
 

@@ -94,7 +94,6 @@ def test_fine_tuning_that_does_not_improve_publishes_nothing(cases, tmp_path):
 
 
 def test_two_processes_train_together_over_torch_distributed(cases, tmp_path):
-    pytest.importorskip("torch.distributed")
     out = tmp_path / "model.pt"
     config = TrainConfig(**{**TINY, "steps_per_epoch": 2}, world_size=2, backend="gloo", device="cpu")
     result = run_training(cases, out, config, split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",

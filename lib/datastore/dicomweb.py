@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -27,9 +26,10 @@ from typing import Any
 
 import pydicom
 import SimpleITK as sitk
-from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.datastore import DefaultLabelTag
 
-from lib.atomic import atomic_path
+from lib.atomic import atomic_path, read_json, write_json
+from lib.datastore.base import StudyDatastore
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES, sequence_filename
 from lib.dicom.seg import label_to_seg, seg_to_label
 from lib.dicom.sequences import SeriesInfo, identify_sequences
@@ -63,10 +63,11 @@ class StudyRecord:
     labels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tag -> versions (PACS)
 
 
-class DicomWebStudyDatastore(Datastore):
+class DicomWebStudyDatastore(StudyDatastore):
     """Study-level datastore over DICOMweb (see the module docstring)."""
 
     def __init__(self, client: PacsClient, cache_dir: str | Path, *, algorithm: str = "brats_segresnet") -> None:
+        super().__init__("PACS", f"DICOMweb studies at {client.config.url}")
         self.client = client
         self.cache = Path(cache_dir)
         self.outbox = self.cache / "outbox"
@@ -74,20 +75,6 @@ class DicomWebStudyDatastore(Datastore):
         self.algorithm = algorithm
         self._lock = threading.RLock()
         self._listing: tuple[float, list[str]] | None = None
-        self._name, self._description = "PACS", f"DICOMweb studies at {client.config.url}"
-
-    # ---- naming
-    def name(self) -> str:
-        return self._name
-
-    def set_name(self, name: str) -> None:
-        self._name = name
-
-    def description(self) -> str:
-        return self._description
-
-    def set_description(self, description: str) -> None:
-        self._description = description
 
     # ---- studies
     def list_images(self, offline_ok: bool = False) -> list[str]:
@@ -100,14 +87,14 @@ class DicomWebStudyDatastore(Datastore):
         try:
             studies = self.client.studies({"ModalitiesInStudy": "MR"})
         except PacsUnavailableError:
-            last = self._read_json(self.cache / "listing.json").get("studies")
+            last = read_json(self.cache / "listing.json").get("studies")
             if offline_ok and last is not None:
                 return list(last)
             raise
         uids = sorted(str(s["0020000D"]["Value"][0]) for s in studies if s.get("0020000D", {}).get("Value"))
         with self._lock:
             self._listing = (time.monotonic(), uids)
-            self._write_json(self.cache / "listing.json", {"studies": uids})
+            write_json(self.cache / "listing.json", {"studies": uids})
         return uids
 
     def refresh(self) -> None:
@@ -150,7 +137,7 @@ class DicomWebStudyDatastore(Datastore):
         record = StudyRecord(uid, signature, found.series,
                              {i.uid: i.description for i in infos}, found.problem, labels)
         self._invalidate_volumes(uid)
-        self._write_json(self._record_path(uid), asdict(record))
+        write_json(self._record_path(uid), asdict(record))
         return record
 
     @staticmethod
@@ -229,7 +216,7 @@ class DicomWebStudyDatastore(Datastore):
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         path = self.cache / image_id / "info.json"
-        self._write_json(path, {**self._read_json(path), **info})
+        write_json(path, {**read_json(path), **info})
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         raise ConflictError("studies come from the PACS; send new studies to the PACS, not to this server")
@@ -267,7 +254,7 @@ class DicomWebStudyDatastore(Datastore):
                 seg.save_as(str(tmp))
             meta = {**label_info, "version": version, "tag": tag, "ts": int(time.time()),
                     "seg_series": str(seg.SeriesInstanceUID), "pending": True}
-            self._write_json(local.with_name(f"v{version:04d}.json"), meta)
+            write_json(local.with_name(f"v{version:04d}.json"), meta)
         self.flush_outbox()
         return image_id
 
@@ -284,7 +271,7 @@ class DicomWebStudyDatastore(Datastore):
                     break
                 study, tag, version = self._outbox_key(path)
                 meta_path = self.cache / study / "labels" / tag / f"v{version:04d}.json"
-                self._write_json(meta_path, {**self._read_json(meta_path), "pending": False})
+                write_json(meta_path, {**read_json(meta_path), "pending": False})
                 path.unlink()
                 sent += 1
         return sent
@@ -328,44 +315,27 @@ class DicomWebStudyDatastore(Datastore):
         with atomic_path(target, suffix=".nii.gz") as tmp:
             sitk.WriteImage(image, str(tmp), useCompression=True)
 
-    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> Any:
-        return open(self.get_label_uri(label_id, label_tag), "rb")  # noqa: SIM115
-
-    def _tags(self, image_id: str) -> list[str]:
+    def label_tags(self, image_id: str) -> list[str]:
         tags = set(self.study_record(image_id, offline_ok=True).labels)
         folder = self.cache / image_id / "labels"
         if folder.exists():
             tags |= {p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("v*.nii.gz"))}
         return sorted(tags)
 
-    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
-        return {tag: image_id for tag in self._tags(image_id)}
-
-    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
-        return image_id if tag in self._tags(image_id) else ""
-
     def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
         versions = self.label_versions(label_id, label_tag)
         if not versions:
             raise UnknownIdError(f"study '{label_id}' has no label with tag '{label_tag}'")
-        meta = self._read_json(self.cache / label_id / "labels" / label_tag / f"v{versions[-1]:04d}.json")
+        meta = read_json(self.cache / label_id / "labels" / label_tag / f"v{versions[-1]:04d}.json")
         return {**meta, "version": versions[-1], "versions": len(versions)}
 
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
         version = self.get_label_info(label_id, label_tag)["version"]
         path = self.cache / label_id / "labels" / label_tag / f"v{version:04d}.json"
-        self._write_json(path, {**self._read_json(path), **info})
+        write_json(path, {**read_json(path), **info})
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         raise ConflictError("label versions are kept in the PACS; save a new version instead")
-
-    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [uid for uid in self.list_images() if tag in self._tags(uid)]
-
-    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [uid for uid in self.list_images() if tag not in self._tags(uid)]
 
     def datalist(self) -> list[dict[str, Any]]:
         pairs = []
@@ -388,7 +358,7 @@ class DicomWebStudyDatastore(Datastore):
         except PacsUnavailableError:
             uids, available = self.list_images(offline_ok=True), False
         for uid in uids:
-            for tag in self._tags(uid):
+            for tag in self.label_tags(uid):
                 tags[tag] = tags.get(tag, 0) + 1
         return {"total": len(uids), "completed": tags.get(DefaultLabelTag.FINAL.value, 0), "label_tags": tags,
                 "outbox": len(list(self.outbox.glob("*.dcm"))), "pacs_available": available}
@@ -397,21 +367,6 @@ class DicomWebStudyDatastore(Datastore):
         objects = {}
         for uid in self.list_images():
             objects[uid] = {"image": self.get_image_info(uid),
-                            "labels": {tag: {"versions": len(self.label_versions(uid, tag))} for tag in self._tags(uid)}}
+                            "labels": {tag: {"versions": len(self.label_versions(uid, tag))} for tag in self.label_tags(uid)}}
         return {"name": self._name, "description": self._description, "objects": objects}
-
-    # ---- helpers
-    @staticmethod
-    def _read_json(path: Path) -> dict[str, Any]:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-    @staticmethod
-    def _write_json(path: Path, obj: dict[str, Any]) -> None:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
 

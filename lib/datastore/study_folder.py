@@ -16,9 +16,7 @@ the ``final`` label only when ``import_case_labels`` is set (a BraTS training se
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -27,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import SimpleITK as sitk
-from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.datastore import DefaultLabelTag
 
-from lib.atomic import atomic_path
+from lib.atomic import atomic_path, read_json, write_json
+from lib.datastore.base import StudyDatastore
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
 from lib.errors import ConflictError, InputError, InvalidLabelError, UnknownIdError
 from lib.transforms import Grid, read_image
@@ -48,33 +47,20 @@ def _strip_image_extension(name: str) -> str | None:
     return next((name[: -len(ext)] for ext in IMAGE_EXTENSIONS if low.endswith(ext)), None)
 
 
-class StudyFolderDatastore(Datastore):
+class StudyFolderDatastore(StudyDatastore):
     """Study-level local datastore (see the module docstring for the layout)."""
 
     def __init__(self, root: str | Path, *, import_case_labels: bool = False, read_only: bool = False,
                  name: str = "BrainTumorLabel studies", description: str = "Four-sequence MRI studies") -> None:
+        super().__init__(name, description)
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise UnknownIdError(f"studies folder '{self.root}' does not exist")
         self.import_case_labels = import_case_labels
         self.read_only = read_only
-        self._name, self._description = name, description
         self._lock = threading.RLock()
         self._studies: dict[str, Path] = {}
         self.refresh()
-
-    # ---- naming
-    def name(self) -> str:
-        return self._name
-
-    def set_name(self, name: str) -> None:
-        self._name = name
-
-    def description(self) -> str:
-        return self._description
-
-    def set_description(self, description: str) -> None:
-        self._description = description
 
     # ---- studies
     def refresh(self) -> None:
@@ -135,15 +121,15 @@ class StudyFolderDatastore(Datastore):
             files = find_case_files(path, image_id)
             info["sequences"] = ({s: str(p) for s, p in files.sequences.items()} if files.sequences
                                  else {s: f"{path}#{i}" for i, s in enumerate(SEQUENCES)})
-        info.update(self._read_json(self._image_info_path(image_id)))
+        info.update(read_json(self._image_info_path(image_id)))
         return info
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         self.study_path(image_id)
         with self._lock:
             path = self._image_info_path(image_id)
-            merged = {**self._read_json(path), **info}
-            self._write_json(path, merged)
+            merged = {**read_json(path), **info}
+            write_json(path, merged)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         """Add an uploaded 4-channel image as a new study. Validated first (readable, four 3D
@@ -162,7 +148,7 @@ class StudyFolderDatastore(Datastore):
                 shutil.copyfile(src, tmp)
             self._studies[image_id] = dest
             if image_info:
-                self._write_json(self._image_info_path(image_id), {"uploaded": int(time.time()), **image_info})
+                write_json(self._image_info_path(image_id), {"uploaded": int(time.time()), **image_info})
         return image_id
 
     def remove_image(self, image_id: str) -> None:
@@ -195,7 +181,7 @@ class StudyFolderDatastore(Datastore):
             with atomic_path(stem.with_suffix(".nii.gz"), suffix=".nii.gz") as tmp:
                 sitk.WriteImage(label, str(tmp), useCompression=True)
             info = {**label_info, "version": version, "tag": label_tag, "ts": int(time.time())}
-            self._write_json(stem.with_suffix(".json"), info)
+            write_json(stem.with_suffix(".json"), info)
         logger.info("saved label '%s' version %d for '%s'", label_tag, version, image_id)
         return image_id
 
@@ -224,7 +210,7 @@ class StudyFolderDatastore(Datastore):
         folder = self._label_dir(image_id, tag)
         versions = []
         for f in sorted(folder.glob("v*.nii.gz")) if folder.exists() else []:
-            info = self._read_json(f.with_name(f.name.replace(".nii.gz", ".json")))
+            info = read_json(f.with_name(f.name.replace(".nii.gz", ".json")))
             versions.append({**info, "version": int(f.name[1:1 + _VERSION_WIDTH]), "path": str(f)})
         if not versions and tag == DefaultLabelTag.FINAL.value and self.import_case_labels:
             seg = self._case_label(image_id)
@@ -245,16 +231,6 @@ class StudyFolderDatastore(Datastore):
             raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
         return versions[-1]["path"]
 
-    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> Any:
-        return open(self.get_label_uri(label_id, label_tag), "rb")  # noqa: SIM115
-
-    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
-        """Tag -> label id, for every tag that has a label."""
-        return {tag: image_id for tag in self._tags_with_labels(image_id)}
-
-    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
-        return image_id if tag in self._tags_with_labels(image_id) else ""
-
     def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
         versions = self.label_versions(label_id, label_tag)
         if not versions:
@@ -268,7 +244,7 @@ class StudyFolderDatastore(Datastore):
         with self._lock:
             path = Path(latest["path"])
             meta = path.with_name(path.name.replace(".nii.gz", ".json"))
-            self._write_json(meta, {**self._read_json(meta), **info})
+            write_json(meta, {**read_json(meta), **info})
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         """Move every version of a label under ``labels/.removed`` (recoverable)."""
@@ -280,14 +256,6 @@ class StudyFolderDatastore(Datastore):
             trash = self.root / LABELS_DIR / ".removed" / label_tag / f"{label_id}-{time.strftime('%Y%m%dT%H%M%S')}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(folder), trash)
-
-    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [i for i in self.list_images() if tag in self._tags_with_labels(i)]
-
-    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [i for i in self.list_images() if tag not in self._tags_with_labels(i)]
 
     def datalist(self) -> list[dict[str, Any]]:
         """Training pairs: ``{"case_id", "image": <study path>, "label": <latest final label>}``
@@ -317,7 +285,7 @@ class StudyFolderDatastore(Datastore):
     def status(self) -> dict[str, Any]:
         tags: dict[str, int] = {}
         for image_id in self.list_images():
-            for tag in self._tags_with_labels(image_id):
+            for tag in self.label_tags(image_id):
                 tags[tag] = tags.get(tag, 0) + 1
         return {"total": len(self._studies), "completed": tags.get(DefaultLabelTag.FINAL.value, 0),
                 "label_tags": tags}
@@ -326,7 +294,7 @@ class StudyFolderDatastore(Datastore):
         objects = {}
         for image_id in self.list_images():
             labels = {}
-            for tag in self._tags_with_labels(image_id):
+            for tag in self.label_tags(image_id):
                 versions = self.label_versions(image_id, tag)
                 labels[tag] = {"info": versions[-1], "versions": len(versions)}
             objects[image_id] = {"image": self.get_image_info(image_id), "labels": labels}
@@ -339,12 +307,12 @@ class StudyFolderDatastore(Datastore):
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
             if base.exists() else []
 
-    def _tags_with_labels(self, image_id: str) -> list[str]:
+    def label_tags(self, image_id: str) -> list[str]:
         tags = [t for t in self._tags() if any(self._label_dir(image_id, t).glob("v*.nii.gz"))]
         if (self.import_case_labels and DefaultLabelTag.FINAL.value not in tags
                 and self._case_label(image_id) is not None):
             tags.append(DefaultLabelTag.FINAL.value)
-        return tags
+        return sorted(tags)
 
     def _label_dir(self, image_id: str, tag: str) -> Path:
         return self.root / LABELS_DIR / tag / image_id
@@ -367,19 +335,6 @@ class StudyFolderDatastore(Datastore):
         if self.read_only:
             raise ConflictError("the datastore is read-only")
 
-    @staticmethod
-    def _read_json(path: Path) -> dict[str, Any]:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-    @staticmethod
-    def _write_json(path: Path, obj: dict[str, Any]) -> None:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def _grid_image(reader: sitk.ImageFileReader) -> sitk.Image:

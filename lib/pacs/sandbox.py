@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,10 @@ from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.net import free_loopback_port
+
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -105,14 +100,14 @@ def start_orthanc(http_port: int | None = None, username: str = "btl", password:
         raise RuntimeError("Orthanc with the DICOMweb plugin is not installed "
                            "(Debian packages 'orthanc' and 'orthanc-dicomweb'; make test installs them)")
     folder = Path(tempfile.mkdtemp(prefix="btl-orthanc-"))
-    port = http_port or _free_port()
+    port = http_port or free_loopback_port()
     password = password or secrets.token_urlsafe(12)
     config = {
         "Name": "BrainTumorLabel sandbox",
         "StorageDirectory": str(folder / "storage"),
         "IndexDirectory": str(folder / "storage"),
         "HttpPort": port,
-        "DicomPort": _free_port(),
+        "DicomPort": free_loopback_port(),
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": True,
         "RegisteredUsers": {username: password},

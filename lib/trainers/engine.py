@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +21,8 @@ import torch.multiprocessing as mp
 from monai.losses import DiceCELoss
 from monai.utils import set_determinism
 
-from lib.atomic import atomic_path
+from lib.net import free_loopback_port
+from lib.atomic import write_json
 from lib.model import NetworkSpec, PredictionSettings, build_network, load_checkpoint, predict_regions, save_checkpoint
 from lib.postprocessing import REGION_ORDER, labels_to_regions, regions_to_labels, remove_small_lesions
 from lib.transforms import NyulLandmarks
@@ -116,19 +115,13 @@ def train(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase]
     args = (list(train_cases), list(val_cases), config, str(checkpoint_path), landmarks, version,
             str(progress_path) if progress_path else None, extra_record or {})
     if config.world_size > 1:
-        port = _free_port()
+        port = free_loopback_port()
         ctx = mp.get_context("spawn")
         results = ctx.Manager().dict()
         mp.start_processes(_run, args=(config.world_size, port, results, *args), nprocs=config.world_size,
                            start_method="spawn")
         return results[0]
     return _run(0, 1, None, None, *args)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases: list[PreparedCase],
@@ -217,7 +210,7 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
         history.append(record)
         logger.info("epoch %d/%d %s", epoch, config.max_epochs, json.dumps(record))
         if rank == 0 and progress_path:
-            _write_json(progress_path, {"state": "RUNNING", "epoch": epoch, "max_epochs": config.max_epochs,
+            write_json(progress_path, {"state": "RUNNING", "epoch": epoch, "max_epochs": config.max_epochs,
                                         "best_dice": best, "best_epoch": best_epoch, "history": history})
         out_of_time = config.time_limit_s is not None and time.monotonic() - started > config.time_limit_s
         if distributed:
@@ -233,7 +226,7 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
                          train_cases=[c.case_id for c in train_cases], val_cases=[c.case_id for c in val_cases],
                          duration_s=round(time.monotonic() - started, 1), history=history, stopped_by=stopped_by)
     if rank == 0 and progress_path:
-        _write_json(progress_path, {"state": "DONE", **asdict(result)})
+        write_json(progress_path, {"state": "DONE", **asdict(result)})
     if distributed:
         if results is not None and rank == 0:
             results[0] = result
@@ -255,8 +248,3 @@ def _publish(network: torch.nn.Module, spec: NetworkSpec, path: str, landmarks: 
     logger.info("published %s (epoch %d, val Dice %s)", path, epoch, dice)
 
 
-def _write_json(path: str | Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())

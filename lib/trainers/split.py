@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from lib.atomic import atomic_path
+from lib.atomic import write_json
 
 TRAIN, VALIDATION = "train", "validation"
 
@@ -56,8 +55,4 @@ class FixedSplit:
         return sorted(c for c in set(among) if self.assignment.get(c) == role)
 
     def _save(self) -> None:
-        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"val_fraction": self.val_fraction, "assignment": dict(sorted(self.assignment.items()))},
-                      fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_json(self.path, {"val_fraction": self.val_fraction, "assignment": dict(sorted(self.assignment.items()))})
