@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
+from lib.model import PredictionSettings  # noqa: E402
 from lib.transforms import array_xyz  # noqa: E402
 from lib.transforms.geometry import reorient_to_ras  # noqa: E402
 from lib.trainers.engine import region_dice  # noqa: E402
@@ -77,9 +78,12 @@ def main() -> int:
     ap.add_argument("--real", type=Path)
     ap.add_argument("--png", type=Path)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--mirror-axes", default="", help='test-time flips as the server\'s conf, e.g. "0"')
     args = ap.parse_args()
-    segmenter = TumorSegmenter([args.checkpoint])
-    report: dict = {"model_version": segmenter.checkpoint().version, "heldout": {}, "real": {}}
+    mirror = tuple(int(a) for a in args.mirror_axes.split(",") if a.strip())
+    segmenter = TumorSegmenter([args.checkpoint], PredictionSettings(mirror_axes=mirror))
+    report: dict = {"model_version": segmenter.checkpoint().version, "mirror_axes": list(mirror),
+                    "heldout": {}, "real": {}}
 
     if args.heldout:
         for case in case_folders(args.heldout):

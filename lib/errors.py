@@ -58,3 +58,8 @@ class ConflictError(RuntimeError):
 class PacsUnavailableError(RuntimeError):
     """The PACS cannot be reached, times out, answers with a server error or refuses the
     credentials. The message names the PACS and the operation, never the credentials."""
+
+
+class PacsRefusedError(PacsUnavailableError):
+    """The PACS answered but refused this object for good (a 4xx other than auth and
+    throttling, or a failed instance in a STOW-RS answer): retrying will not help."""

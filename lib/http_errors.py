@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -60,8 +61,29 @@ def raising_http_errors(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+_boundary = threading.local()
+
+
+def _at_the_boundary(func: Callable[..., T]) -> Callable[..., T]:
+    """Like :func:`raising_http_errors`, but only for the outermost wrapped call on this
+    thread: a method that calls another one (``datalist`` -> ``study_path``) still sees the
+    typed error and can handle it; only what leaves the object becomes an HTTP answer."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        if getattr(_boundary, "inside", False):
+            return func(*args, **kwargs)
+        _boundary.inside = True
+        try:
+            with http_errors():
+                return func(*args, **kwargs)
+        finally:
+            _boundary.inside = False
+    return wrapper
+
+
 def with_http_errors(cls: type[T]) -> type[T]:
-    """A subclass of ``cls`` whose public methods raise ``HTTPException`` for typed errors."""
-    methods = {name: raising_http_errors(getattr(cls, name)) for name in dir(cls)
+    """A subclass of ``cls`` whose public methods raise ``HTTPException`` for typed errors
+    that leave the object (see :func:`_at_the_boundary`)."""
+    methods = {name: _at_the_boundary(getattr(cls, name)) for name in dir(cls)
                if not name.startswith("_") and callable(getattr(cls, name))}
     return type(f"Http{cls.__name__}", (cls,), methods)

@@ -41,6 +41,7 @@ from lib.http_errors import http_errors, with_http_errors
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
+from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.trainers.task import BrainTumorTraining
 
@@ -49,9 +50,6 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "brats_segresnet"
 APP_VERSION = "0.3.0"
 
-
-def _flag(conf: dict[str, str], key: str) -> bool:
-    return str(conf.get(key, "false")).lower() in ("1", "true", "yes")
 
 
 class BrainTumorLabelApp(MONAILabelApp):
@@ -72,10 +70,10 @@ class BrainTumorLabelApp(MONAILabelApp):
         if self.studies.startswith(("http://", "https://")):
             pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
             cache = self.conf.get("cache_dir") or \
-                Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", self.studies)
+                Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", pacs.url)
             return with_http_errors(DicomWebStudyDatastore)(PacsClient(pacs), cache, algorithm=MODEL_NAME)
         datastore_cls = with_http_errors(StudyFolderDatastore)
-        return datastore_cls(self.studies, import_case_labels=_flag(self.conf, "import_case_labels"))
+        return datastore_cls(self.studies, import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
 
     def init_infers(self) -> dict[str, InferTask]:
         return {MODEL_NAME: BrainTumorSegmentation(self.segmenter)}
@@ -104,12 +102,12 @@ class BrainTumorLabelApp(MONAILabelApp):
                 request["case_id"] = image_id
             result_file, result_json = task(request)
             label_id = result_file
-            if image_id is not None and str(request.get("save_label", "true")).lower() != "false":
-                tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
+            tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
+            if image_id is not None and as_flag(request.get("save_label", True)):
                 label_id = store.save_label(image_id, result_file, tag,
                                             {"model": request["model"], "model_version": result_json["model_version"],
                                              "volumes_ml": result_json["volumes_ml"], "source": "model"})
-            return {"label": label_id, "tag": DefaultLabelTag.ORIGINAL, "file": result_file, "params": result_json}
+            return {"label": label_id, "tag": tag, "file": result_file, "params": result_json}
 
     def train(self, request: dict[str, Any]) -> Any:
         with http_errors():

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from _cases import copy_studies, make_studies, t1c_path, truth_path, write_label_like
 from lib.datastore.study_folder import StudyFolderDatastore
-from lib.errors import ConflictError, InvalidLabelError, UnknownIdError
+from lib.errors import ConflictError, InputError, InvalidLabelError, UnknownIdError
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,28 @@ def test_removing_a_label_moves_it_aside(store, tmp_path):
     assert store.get_labeled_images() == []
     kept = list((store.root / "labels" / ".removed" / "final").rglob("v0001.nii.gz"))
     assert len(kept) == 1 and np.asarray(sitk.GetArrayFromImage(sitk.ReadImage(str(kept[0])))).max() == 1
+
+
+def test_a_label_tag_that_climbs_out_of_the_folder_is_refused_and_moves_nothing(store):
+    image_id, study = _first(store)
+    with pytest.raises(InputError, match="not a valid id"):
+        store.remove_label(image_id, "../..")
+    assert study.is_dir() and image_id in store.list_images()
+
+
+def test_removing_the_same_study_twice_within_a_second_keeps_both(store, tmp_path):
+    image_id, study = _first(store)
+    upload = tmp_path / "again.nii.gz"
+    channels = [sitk.ReadImage(str(next(study.glob(f"*-{s}.nii.gz")))) for s in ("t1n", "t1c", "t2w", "t2f")]
+    sitk.WriteImage(sitk.JoinSeries(channels), str(upload))
+    store.remove_image(image_id)
+    store.add_image(image_id, str(upload), {})
+    store.remove_image(image_id)
+    assert len(list((store.root / ".braintumorlabel" / "removed").iterdir())) == 2
+
+
+def test_a_study_copied_in_while_serving_is_listed(store, generated, monkeypatch):
+    monkeypatch.setattr("lib.datastore.study_folder.RESCAN_S", 0.0)
+    source = generated / sorted(p.name for p in generated.iterdir())[0]
+    copy_studies(source, store.root / "arrived-later")
+    assert "arrived-later" in store.list_images()

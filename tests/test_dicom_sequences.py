@@ -34,6 +34,13 @@ TABLE = [
     ("DWI b1000", dict(repetition_time=6000, echo_time=80, scanning_sequence=("EP",), diffusion_b_value=1000), OTHER),
     ("ep2d_diff_tra", dict(repetition_time=6000, echo_time=80), OTHER),
     ("", {}, OTHER),
+    ("AX T1 FLAIR POST", dict(repetition_time=2200, echo_time=9, inversion_time=850), "t1c"),
+    ("SAG T1 FLAIR", dict(repetition_time=2200, echo_time=9, inversion_time=850), T1),
+    ("T1FLAIR_AX", {}, T1),
+    ("AX T2* GRE", dict(repetition_time=650, echo_time=20, scanning_sequence=("GR",)), OTHER),
+    ("SWI_Images", dict(repetition_time=28, echo_time=20), OTHER),
+    ("AX SWAN", dict(repetition_time=40, echo_time=25), OTHER),
+    ("AX T1 3D GRE POST", dict(repetition_time=7, echo_time=3, scanning_sequence=("GR",)), "t1c"),
 ]
 
 

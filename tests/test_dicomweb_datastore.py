@@ -12,10 +12,12 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from fastapi import HTTPException
 
 from _cases import write_label_like
 from lib.datastore.dicomweb import DicomWebStudyDatastore
-from lib.errors import MissingSequenceError, PacsUnavailableError
+from lib.errors import PacsUnavailableError
+from lib.http_errors import with_http_errors
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.pacs.sandbox import start_orthanc
 from lib.transforms.geometry import reorient_to_ras
@@ -45,8 +47,9 @@ def pacs(tmp_path_factory):
 
 
 def _store(orthanc, cache: Path, **config) -> DicomWebStudyDatastore:
+    """The datastore as the server builds it: typed errors become HTTP answers on the way out."""
     settings = PacsConfig(orthanc.dicomweb_url, orthanc.username, orthanc.password, **config)
-    return DicomWebStudyDatastore(PacsClient(settings), cache)
+    return with_http_errors(DicomWebStudyDatastore)(PacsClient(settings), cache)
 
 
 def test_one_image_per_mr_study_with_its_sequences_or_the_reason(pacs, tmp_path):
@@ -57,8 +60,9 @@ def test_one_image_per_mr_study_with_its_sequences_or_the_reason(pacs, tmp_path)
     assert sorted(complete["sequences"]) == ["t1c", "t1n", "t2f", "t2w"] and "problem" not in complete
     assert "no t2f series" in store.get_image_info(studies["no-flair"]["uid"])["problem"]
     assert "contrast information" in store.get_image_info(studies["ambiguous-t1"]["uid"])["problem"]
-    with pytest.raises(MissingSequenceError, match="t2f"):
+    with pytest.raises(HTTPException) as refused:
         store.study_path(studies["no-flair"]["uid"])
+    assert refused.value.status_code == 422 and "t2f" in refused.value.detail
 
 
 def test_volumes_fetched_with_wado_equal_the_source_nifti(pacs, tmp_path):
@@ -150,3 +154,17 @@ def test_a_pacs_that_stops_answering_loses_no_label(pacs, tmp_path):
     assert store.status()["outbox"] == 0
     fresh = _store(orthanc, tmp_path / "fresh")
     assert len(fresh.label_versions(uid, "original")) == versions_before + 1
+
+
+def test_an_outbox_entry_the_pacs_cannot_take_is_set_aside_and_blocks_no_later_label(pacs, tmp_path):
+    orthanc, studies = pacs
+    uid = studies["complete"]["uid"]
+    store = _store(orthanc, tmp_path)
+    t1c = Path(store.get_image_uri(uid))
+    (store.outbox / f"0-{uid}-final-v0999.dcm").write_bytes(b"not a DICOM file")  # oldest in the outbox
+    before = len(store.label_versions(uid, "original"))
+    store.save_label(uid, str(write_label_like(t1c, tmp_path / "l.nii.gz", fill=1)), "original",
+                     {"model_version": "test"})
+    status = store.status()
+    assert (status["outbox"], status["outbox_refused"]) == (0, 1)
+    assert len(_store(orthanc, tmp_path / "fresh").label_versions(uid, "original")) == before + 1

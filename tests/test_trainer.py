@@ -44,6 +44,11 @@ def test_two_cases_give_one_for_validation(tmp_path):
     assert sorted(split.assign(["only", "second"]).values()) == [TRAIN, VALIDATION]
 
 
+def test_a_first_lone_case_trains_even_when_its_hash_says_validation(tmp_path):
+    split = FixedSplit(tmp_path / "s.json", 0.99)
+    assert split.assign(["only"]) == {"only": TRAIN}
+
+
 def test_checkpoint_round_trip_keeps_predictions_and_metadata(tmp_path):
     spec = NetworkSpec(init_filters=8)
     net = build_network(spec).eval()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.errors import InvalidDicomError
 import SimpleITK as sitk
 from monailabel.interfaces.datastore import DefaultLabelTag
 
@@ -34,8 +35,8 @@ from lib.brats import REFERENCE_SEQUENCE, SEQUENCES, sequence_filename
 from lib.dicom.seg import label_to_seg, seg_to_label
 from lib.dicom.sequences import SeriesInfo, identify_sequences
 from lib.dicom.volume import series_to_image
-from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, PacsUnavailableError, \
-    UnknownIdError
+from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, PacsRefusedError, \
+    PacsUnavailableError, UnknownIdError
 from lib.pacs.client import PacsClient
 from lib.transforms import Grid, read_image
 from lib.transforms.io import check_label
@@ -71,6 +72,7 @@ class DicomWebStudyDatastore(StudyDatastore):
         self.client = client
         self.cache = Path(cache_dir)
         self.outbox = self.cache / "outbox"
+        self.refused_dir = self.outbox / "refused"
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.algorithm = algorithm
         self._lock = threading.RLock()
@@ -177,10 +179,10 @@ class DicomWebStudyDatastore(StudyDatastore):
                     continue
                 datasets = self.client.retrieve_series(image_id, record.sequences[seq])
                 image = series_to_image(datasets, f"{seq} series {record.sequences[seq]}")
+                if seq == REFERENCE_SEQUENCE:  # before the volume: the volume marks a complete fetch
+                    self._keep_headers(folder / "t1c-headers", datasets)
                 with atomic_path(target, suffix=".nii.gz") as tmp:
                     sitk.WriteImage(image, str(tmp), useCompression=True)
-                if seq == REFERENCE_SEQUENCE:
-                    self._keep_headers(folder / "t1c-headers", datasets)
         return folder
 
     @staticmethod
@@ -212,7 +214,7 @@ class DicomWebStudyDatastore(StudyDatastore):
                                               for s, u in record.sequences.items()}}
         if record.problem:
             info["problem"] = record.problem
-        return info
+        return {**read_json(self.cache / image_id / "info.json"), **info}
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         path = self.cache / image_id / "info.json"
@@ -240,37 +242,47 @@ class DicomWebStudyDatastore(StudyDatastore):
         label = check_label(label, Grid.of(reference), image_id, "submitted label")
         with self._lock:
             version = self._next_version(image_id, tag)
-            local = self.cache / image_id / "labels" / tag / f"v{version:04d}.nii.gz"
-            with atomic_path(local, suffix=".nii.gz") as tmp:
-                sitk.WriteImage(label, str(tmp), useCompression=True)
+            # the SEG is built first: a label it cannot be made from leaves nothing behind
             manual = tag != DefaultLabelTag.ORIGINAL.value
             seg = label_to_seg(sitk.GetArrayFromImage(label), self._t1c_headers(image_id), manual=manual,
                                algorithm=self.algorithm,
                                algorithm_version=str(label_info.get("model_version", "unknown")),
                                series_number=900 + version)
             seg.SeriesDescription = f"{LABEL_SERIES} {tag} v{version}"
-            outgoing = self.outbox / f"{int(time.time() * 1000)}-{image_id}-{tag}-v{version:04d}.dcm"
-            with atomic_path(outgoing, suffix=".dcm") as tmp:
-                seg.save_as(str(tmp))
+            local = self.cache / image_id / "labels" / tag / f"v{version:04d}.nii.gz"
             meta = {**label_info, "version": version, "tag": tag, "ts": int(time.time()),
                     "seg_series": str(seg.SeriesInstanceUID), "pending": True}
             write_json(local.with_name(f"v{version:04d}.json"), meta)
+            outgoing = self.outbox / f"{int(time.time() * 1000)}-{image_id}-{tag}-v{version:04d}.dcm"
+            with atomic_path(outgoing, suffix=".dcm") as tmp:
+                seg.save_as(str(tmp))
+            with atomic_path(local, suffix=".nii.gz") as tmp:
+                sitk.WriteImage(label, str(tmp), useCompression=True)
         self.flush_outbox()
         return image_id
 
     def flush_outbox(self) -> int:
-        """Send the SEGs waiting in the outbox, oldest first; stop at the first failure.
-        Returns how many were sent."""
+        """Send the SEGs waiting in the outbox, oldest first, until the PACS is unavailable.
+        A SEG the PACS refuses for good (or an unreadable outbox file) is moved to
+        ``outbox/refused/`` and logged, so it cannot block the labels behind it; its label
+        stays in the local cache. Returns how many were sent."""
         sent = 0
         with self._lock:
             for path in sorted(self.outbox.glob("*.dcm")):
+                study, tag, version = self._outbox_key(path)
+                meta_path = self.cache / study / "labels" / tag / f"v{version:04d}.json"
                 try:
                     self.client.store([pydicom.dcmread(path)])
+                except (PacsRefusedError, UnknownIdError, InvalidDicomError) as exc:
+                    logger.error("label %s %s v%d refused, kept in %s: %s", study, tag, version,
+                                 self.refused_dir, exc)
+                    self.refused_dir.mkdir(exist_ok=True)
+                    path.replace(self.refused_dir / path.name)
+                    write_json(meta_path, {**read_json(meta_path), "pending": False, "refused": str(exc)})
+                    continue
                 except PacsUnavailableError as exc:
                     logger.warning("label kept in the outbox, PACS unavailable: %s", exc)
                     break
-                study, tag, version = self._outbox_key(path)
-                meta_path = self.cache / study / "labels" / tag / f"v{version:04d}.json"
                 write_json(meta_path, {**read_json(meta_path), "pending": False})
                 path.unlink()
                 sent += 1
@@ -361,7 +373,8 @@ class DicomWebStudyDatastore(StudyDatastore):
             for tag in self.label_tags(uid):
                 tags[tag] = tags.get(tag, 0) + 1
         return {"total": len(uids), "completed": tags.get(DefaultLabelTag.FINAL.value, 0), "label_tags": tags,
-                "outbox": len(list(self.outbox.glob("*.dcm"))), "pacs_available": available}
+                "outbox": len(list(self.outbox.glob("*.dcm"))),
+                "outbox_refused": len(list(self.refused_dir.glob("*.dcm"))), "pacs_available": available}
 
     def json(self) -> dict[str, Any]:
         objects = {}

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 LABELS_DIR = "labels"
 META_DIR = ".braintumorlabel"
 _VERSION_WIDTH = 4
+#: how old the folder listing may be before ``list_images`` rescans it (seconds)
+RESCAN_S = 5.0
 _IMPORTED = "imported"
 
 
@@ -60,6 +62,7 @@ class StudyFolderDatastore(StudyDatastore):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._studies: dict[str, Path] = {}
+        self._scanned = 0.0
         self.refresh()
 
     # ---- studies
@@ -75,8 +78,13 @@ class StudyFolderDatastore(StudyDatastore):
                 studies[stem] = entry
         with self._lock:
             self._studies = studies
+            self._scanned = time.monotonic()
 
     def list_images(self) -> list[str]:
+        """Study ids; studies copied into the folder while the server runs appear within
+        ``RESCAN_S`` seconds."""
+        if time.monotonic() - self._scanned > RESCAN_S:
+            self.refresh()
         return sorted(self._studies)
 
     def study_path(self, image_id: str) -> Path:
@@ -156,7 +164,7 @@ class StudyFolderDatastore(StudyDatastore):
         self._check_writable()
         with self._lock:
             path = self.study_path(image_id)
-            trash = self.root / META_DIR / "removed" / f"{image_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+            trash = _unused_path(self.root / META_DIR / "removed" / image_id)
             trash.mkdir(parents=True)
             shutil.move(str(path), trash / path.name)
             for tag in self._tags():
@@ -253,7 +261,7 @@ class StudyFolderDatastore(StudyDatastore):
             folder = self._label_dir(label_id, label_tag)
             if not folder.exists():
                 raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
-            trash = self.root / LABELS_DIR / ".removed" / label_tag / f"{label_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+            trash = _unused_path(self.root / LABELS_DIR / ".removed" / label_tag / label_id)
             trash.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(folder), trash)
 
@@ -315,7 +323,8 @@ class StudyFolderDatastore(StudyDatastore):
         return sorted(tags)
 
     def _label_dir(self, image_id: str, tag: str) -> Path:
-        return self.root / LABELS_DIR / tag / image_id
+        # every label path goes through here: ids and tags from requests never leave the root
+        return self.root / LABELS_DIR / self._safe_id(tag) / self._safe_id(image_id)
 
     def _image_info_path(self, image_id: str) -> Path:
         return self.root / META_DIR / "images" / f"{image_id}.json"
@@ -335,6 +344,13 @@ class StudyFolderDatastore(StudyDatastore):
         if self.read_only:
             raise ConflictError("the datastore is read-only")
 
+
+
+def _unused_path(stem: Path) -> Path:
+    """``<stem>-<time>`` or, when that exists (two removals in one second), ``<stem>-<time>-2``..."""
+    base = f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}"
+    candidates = (Path(base if n == 1 else f"{base}-{n}") for n in range(1, 10_000))
+    return next(p for p in candidates if not p.exists())
 
 
 def _grid_image(reader: sitk.ImageFileReader) -> sitk.Image:

@@ -2,8 +2,9 @@
 
 Sites name series in many ways ("AX T1 POST GD", "t1_mprage_sag_post", "T1W_SE",
 "FLAIR_AX", nothing at all, or something misleading), so the decision uses, in order:
-exclusions (localizers, diffusion, derived maps), the acquisition physics (inversion
-recovery with a long TI and long TE is FLAIR whatever the name says), keywords of the
+exclusions (localizers, diffusion, derived maps, susceptibility/T2*), the acquisition
+physics (inversion recovery with a long TI and long TE is FLAIR whatever the name says; a
+short TI and TE, as in T1 FLAIR and MPRAGE, is T1), keywords of the
 series description and protocol name, then TR/TE. T1 with or without contrast is told
 apart by ContrastBolusAgent or by the description; when one T1 of a study is known to be
 post-contrast, the other is the pre-contrast T1. A sequence with no candidate is
@@ -31,6 +32,8 @@ _PRE = re.compile(r"\bpre\b|_pre\b|pre[-_ ]?contrast|\bnative\b|\bt1n\b")
 _LOCALIZER = re.compile(r"loc|scout|survey|localizer|aahead")
 _DIFFUSION = re.compile(r"dwi|diff|\badc\b|trace|dti|\bb ?1000\b|ep2d")
 _DERIVED = re.compile(r"\bmpr\b|\bmip\b|reformat|subtract|\bsub\b")
+_SUSCEPTIBILITY = re.compile(r"swi|swan|susceptib|t2\*|t2 ?star|hemo|\bmin ?ip\b|\bpha(se)?\b")
+_T1_FLAIR = re.compile(r"t1[ _-]?(w[ _-]?)?flair")
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,14 @@ RULES: tuple[Rule, ...] = (
          or bool(_DIFFUSION.search(s.text)), OTHER),
     Rule("derived image", lambda s: "DERIVED" in s.image_type or bool(_DERIVED.search(s.text)), OTHER),
     Rule("too few slices for a volume", lambda s: 0 < s.instances < 8, OTHER),
+    Rule("susceptibility-weighted or T2* (SWI, SWAN, T2* GRE)", lambda s: bool(_SUSCEPTIBILITY.search(s.text)),
+         OTHER),
     Rule("inversion recovery, TI >= 1500 ms, TE >= 60 ms (FLAIR)",
          lambda s: _long(s.inversion_time, 1500) and _long(s.echo_time, 60), "t2f"),
+    # T1 FLAIR and MPRAGE invert too, with a short TI and TE: T1-weighted, not FLAIR
+    Rule("inversion recovery, TI < 1500 ms, TE < 30 ms, or 'T1 FLAIR' (T1)",
+         lambda s: (_short(s.inversion_time, 1500) and _short(s.echo_time, 30)) or bool(_T1_FLAIR.search(s.text)),
+         T1),
     Rule("description says FLAIR", lambda s: bool(_FLAIR.search(s.text)), "t2f"),
     Rule("description says T1", lambda s: bool(_T1.search(s.text)), T1),
     Rule("description says T2", lambda s: bool(_T2.search(s.text)), "t2w"),

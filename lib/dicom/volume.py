@@ -66,10 +66,13 @@ def series_to_image(datasets: Sequence[pydicom.Dataset], name: str = "series") -
     except Exception as exc:  # pydicom raises many types for broken pixel data
         raise UnreadableImageError(f"{name}: pixel data cannot be decoded ({exc})") from None
     image = sitk.GetImageFromArray(voxels.astype(np.float32))
-    first = positions[order[0]]
-    slice_dir = (positions[order[-1]] - first) / np.linalg.norm(positions[order[-1]] - first)
+    first, last = positions[order[0]], positions[order[-1]]
+    # the step along the line through the slice origins (equal to the step along the normal
+    # unless the stack is sheared, e.g. by a gantry tilt), so every slice lands where it was
+    slice_step = float(np.linalg.norm(last - first)) / (len(datasets) - 1)
+    slice_dir = (last - first) / (slice_step * (len(datasets) - 1))
     image.SetOrigin(tuple(float(v) for v in first))
-    image.SetSpacing((float(spacing_rc[1]), float(spacing_rc[0]), float(np.mean(steps))))
+    image.SetSpacing((float(spacing_rc[1]), float(spacing_rc[0]), slice_step))
     image.SetDirection(tuple(float(v) for v in np.column_stack([row_dir, col_dir, slice_dir]).ravel()))
     return image
 

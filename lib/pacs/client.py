@@ -15,6 +15,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pathlib import Path
 
 import pydicom
 import requests
@@ -22,7 +25,7 @@ from dicomweb_client.api import DICOMwebClient
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from lib.errors import PacsUnavailableError, UnknownIdError
+from lib.errors import PacsRefusedError, PacsUnavailableError, UnknownIdError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,12 +45,24 @@ class PacsConfig:
     retries: int = 3
     backoff_s: float = 0.5
 
+    def __post_init__(self) -> None:
+        # credentials written into the URL (http://user:pass@host/...) move out of it, so that
+        # the URL can appear in messages, descriptions and cache names
+        parts = urlsplit(self.url)
+        if parts.username is not None or parts.password is not None:
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            netloc += f":{parts.port}" if parts.port else ""
+            object.__setattr__(self, "url", urlunsplit(parts._replace(netloc=netloc)))
+            object.__setattr__(self, "username", self.username or parts.username)
+            object.__setattr__(self, "password", self.password or parts.password)
+
     @classmethod
     def from_environment(cls, url: str, credentials_file: str | None = None, **overrides: Any) -> "PacsConfig":
         """Credentials from ``credentials_file`` (``username:password``) or the environment."""
         if credentials_file:
             try:
-                username, _, password = open(credentials_file, encoding="utf-8").read().strip().partition(":")
+                username, _, password = Path(credentials_file).read_text(encoding="utf-8").strip().partition(":")
             except OSError as exc:
                 raise PacsUnavailableError(f"cannot read the PACS credentials file ({exc.strerror})") from None
             return cls(url=url.rstrip("/"), username=username or None, password=password or None, **overrides)
@@ -97,8 +112,11 @@ class PacsClient:
                 raise UnknownIdError(f"the PACS has no such object ({what})") from None
             if status in (401, 403):
                 raise PacsUnavailableError(f"the PACS at {self.config.url} refused the credentials ({what})") from None
+            if status is not None and 400 <= status < 500 and status not in (408, 429):
+                raise PacsRefusedError(f"the PACS at {self.config.url} refused the request: {status} ({what})") \
+                    from None
             raise PacsUnavailableError(f"the PACS at {self.config.url} answered {status} ({what})") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:  # connection, timeout, retries exhausted, broken stream
             raise PacsUnavailableError(f"the PACS at {self.config.url} is not reachable ({what}): "
                                        f"{type(exc).__name__}") from None
 
@@ -140,4 +158,4 @@ class PacsClient:
         response = self._call("storing a segmentation", self.dicomweb.store_instances, list(datasets))
         failed = getattr(response, "FailedSOPSequence", None)
         if failed:
-            raise PacsUnavailableError(f"the PACS at {self.config.url} refused {len(failed)} instance(s)")
+            raise PacsRefusedError(f"the PACS at {self.config.url} refused {len(failed)} instance(s)")

@@ -119,9 +119,9 @@ def start_orthanc(http_port: int | None = None, username: str = "btl", password:
         "StorageCompression": False,
     }
     (folder / "orthanc.json").write_text(json.dumps(config, indent=1))
-    log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - kept open for the process's lifetime
-    process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(folder / "orthanc.log", "wb") as log:  # the child keeps its own handle
+        process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     sandbox = OrthancSandbox(process, folder, port, username, password)
     deadline = time.monotonic() + timeout_s
     while True:

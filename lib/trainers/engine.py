@@ -116,11 +116,11 @@ def train(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase]
             str(progress_path) if progress_path else None, extra_record or {})
     if config.world_size > 1:
         port = free_loopback_port()
-        ctx = mp.get_context("spawn")
-        results = ctx.Manager().dict()
-        mp.start_processes(_run, args=(config.world_size, port, results, *args), nprocs=config.world_size,
-                           start_method="spawn")
-        return results[0]
+        with mp.get_context("spawn").Manager() as manager:
+            results = manager.dict()
+            mp.start_processes(_run, args=(config.world_size, port, results, *args), nprocs=config.world_size,
+                               start_method="spawn")
+            return results[0]
     return _run(0, 1, None, None, *args)
 
 

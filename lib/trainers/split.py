@@ -3,7 +3,8 @@
 A case, once assigned, never moves: the assignment is recorded in a JSON file next to the
 model and only new cases are assigned. A new case goes to validation when a stable hash
 of its id falls under ``val_fraction`` (so the assignment does not depend on the order in
-which cases arrive), or when validation would otherwise be empty.
+which cases arrive), or when validation would otherwise be empty; training is never left
+empty.
 """
 
 from __future__ import annotations
@@ -42,17 +43,15 @@ class FixedSplit:
         new = [c for c in ids if c not in self.assignment]
         for case_id in new:
             self.assignment[case_id] = VALIDATION if _hash_fraction(case_id) < self.val_fraction else TRAIN
-        # a first validation case is taken from the new ones only, so no recorded case moves
-        roles = set(self.assignment.values())
-        if new and VALIDATION not in roles and len(self.assignment) >= 2:
+        # a first training case, then a first validation case, are taken from the new ones
+        # only, so no recorded case moves
+        if new and TRAIN not in self.assignment.values():
+            self.assignment[max(new, key=_hash_fraction)] = TRAIN
+        if new and VALIDATION not in self.assignment.values() and len(self.assignment) >= 2:
             self.assignment[min(new, key=_hash_fraction)] = VALIDATION
         if new:
             self._save()
         return {c: self.assignment[c] for c in ids}
-
-    def cases(self, role: str, among: Iterable[str]) -> list[str]:
-        """The ids among ``among`` assigned to ``role``, sorted."""
-        return sorted(c for c in set(among) if self.assignment.get(c) == role)
 
     def _save(self) -> None:
         write_json(self.path, {"val_fraction": self.val_fraction, "assignment": dict(sorted(self.assignment.items()))})
