@@ -63,3 +63,7 @@ class PacsUnavailableError(RuntimeError):
 class PacsRefusedError(PacsUnavailableError):
     """The PACS answered but refused this object for good (a 4xx other than auth and
     throttling, or a failed instance in a STOW-RS answer): retrying will not help."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """No usable model checkpoint: a deployment problem, not the request's."""

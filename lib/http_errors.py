@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException
 
-from lib.errors import ConflictError, InputError, PacsUnavailableError, UnknownIdError
+from lib.errors import ConflictError, InputError, ModelUnavailableError, PacsUnavailableError, UnknownIdError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (ConflictError, 409),
     (InputError, 422),
     (PacsUnavailableError, 503),
+    (ModelUnavailableError, 503),
 )
 
 T = TypeVar("T")

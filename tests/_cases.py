@@ -41,8 +41,3 @@ def write_label_like(reference: Path, out: Path, values: np.ndarray | None = Non
     sitk.WriteImage(img, str(out))
     return out
 
-
-def region_dice(a: np.ndarray, b: np.ndarray, values: tuple[int, ...]) -> float:
-    pa, pb = np.isin(a, values), np.isin(b, values)
-    denom = pa.sum() + pb.sum()
-    return 1.0 if denom == 0 else float(2 * (pa & pb).sum() / denom)

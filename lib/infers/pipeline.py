@@ -15,7 +15,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from lib.errors import UnknownIdError
+from lib.errors import ModelUnavailableError
 from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
 from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_small_lesions
 from lib.transforms import build_preprocessing, restore_label
@@ -54,7 +54,7 @@ class TumorSegmenter:
         for path in self.candidates:
             if path.is_file():
                 return path
-        raise UnknownIdError(f"no model checkpoint found (looked for {', '.join(map(str, self.candidates))})")
+        raise ModelUnavailableError(f"no model checkpoint found (looked for {', '.join(map(str, self.candidates))})")
 
     def checkpoint(self) -> Checkpoint:
         """The current checkpoint, (re)loaded if a newer file was published."""
