@@ -36,6 +36,11 @@ STAGES = ("load_preprocess", "infer", "postprocess", "save")
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image; ru_maxrss would
+    also carry the peak of the parent that forked it (Linux keeps it across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

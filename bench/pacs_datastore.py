@@ -106,6 +106,11 @@ def main() -> int:
             "ours": timed(lambda: ours.study_path(study)),
             "monailabel": timed(lambda: [theirs.get_image_uri(full["series"][s]) for s in ("t1n", "t1c", "t2w", "t2f")]),
         }
+        # MONAI Label's datastore watches its cache folder from a thread; stop it before the folder goes
+        observer = getattr(theirs, "_observer", None)
+        if observer is not None:
+            observer.stop()
+            observer.join()
     list_ratio = results["list_ids_s"]["monailabel"] / results["list_ids_s"]["ours"]
     fetch_ratio = results["fetch_study_s"]["monailabel"] / results["fetch_study_s"]["ours"]
     report = {"studies": args.studies, "upload_s": upload_s, **results,
