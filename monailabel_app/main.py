@@ -13,6 +13,8 @@ Config (``--conf key value``):
   model_dir           where trained models are published (default <studies>/.braintumorlabel/model)
   cache_dir           PACS only: volumes, labels and the outbox (default ~/.cache/braintumorlabel/<pacs>)
   pacs_credentials_file  PACS only: a file holding username:password
+  pacs_study_filter   PACS only: JSON of QIDO-RS study keys that narrow the MR studies served,
+                      e.g. '{"StudyDate": "20260101-", "StudyDescription": "*BRAIN*"}'
   import_case_labels  "true": a case folder's <id>-seg file counts as its final label
   mirror_axes         test-time flips, e.g. "0" (left-right); default none
 """
@@ -20,6 +22,7 @@ Config (``--conf key value``):
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import re
@@ -52,6 +55,18 @@ APP_VERSION = "0.3.0"
 
 
 
+def _study_filter(conf: dict[str, str]) -> dict[str, str]:
+    """``--conf pacs_study_filter '{"StudyDate": "20260101-"}'``: QIDO-RS keys narrowing the studies."""
+    text = conf.get("pacs_study_filter", "")
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"pacs_study_filter is not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"pacs_study_filter must be a JSON object of QIDO-RS keys, got {text!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
 class BrainTumorLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         self.bundled_model = Path(app_dir) / "model" / f"{MODEL_NAME}.pt"
@@ -71,7 +86,8 @@ class BrainTumorLabelApp(MONAILabelApp):
             pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
             cache = self.conf.get("cache_dir") or \
                 Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", pacs.url)
-            return with_http_errors(DicomWebStudyDatastore)(PacsClient(pacs), cache, algorithm=MODEL_NAME)
+            return with_http_errors(DicomWebStudyDatastore)(PacsClient(pacs), cache, algorithm=MODEL_NAME,
+                                                            study_filter=_study_filter(self.conf))
         datastore_cls = with_http_errors(StudyFolderDatastore)
         return datastore_cls(self.studies, import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
 

@@ -168,3 +168,11 @@ def test_an_outbox_entry_the_pacs_cannot_take_is_set_aside_and_blocks_no_later_l
     status = store.status()
     assert (status["outbox"], status["outbox_refused"]) == (0, 1)
     assert len(_store(orthanc, tmp_path / "fresh").label_versions(uid, "original")) == before + 1
+
+
+def test_a_study_filter_narrows_the_listing_to_matching_studies(pacs, tmp_path):
+    orthanc, studies = pacs
+    patient = pydicom.dcmread(next(studies["complete"]["dicom"].rglob("*.dcm"))).PatientID
+    settings = PacsConfig(orthanc.dicomweb_url, orthanc.username, orthanc.password)
+    store = DicomWebStudyDatastore(PacsClient(settings), tmp_path, study_filter={"PatientID": patient})
+    assert store.list_images() == [studies["complete"]["uid"]]

@@ -67,9 +67,14 @@ class StudyRecord:
 class DicomWebStudyDatastore(StudyDatastore):
     """Study-level datastore over DICOMweb (see the module docstring)."""
 
-    def __init__(self, client: PacsClient, cache_dir: str | Path, *, algorithm: str = "brats_segresnet") -> None:
+    def __init__(self, client: PacsClient, cache_dir: str | Path, *, algorithm: str = "brats_segresnet",
+                 study_filter: dict[str, str] | None = None) -> None:
+        """``study_filter``: QIDO-RS study query keys that narrow the MR studies served, e.g.
+        ``{"StudyDate": "20260101-", "InstitutionName": "..."}`` (a PACS holds far more studies
+        than one annotation project needs)."""
         super().__init__("PACS", f"DICOMweb studies at {client.config.url}")
         self.client = client
+        self.study_filter = {"ModalitiesInStudy": "MR", **(study_filter or {})}
         self.cache = Path(cache_dir)
         self.outbox = self.cache / "outbox"
         self.refused_dir = self.outbox / "refused"
@@ -87,7 +92,7 @@ class DicomWebStudyDatastore(StudyDatastore):
                 return list(self._listing[1])
         self.flush_outbox()
         try:
-            studies = self.client.studies({"ModalitiesInStudy": "MR"})
+            studies = self.client.studies(self.study_filter)
         except PacsUnavailableError:
             last = read_json(self.cache / "listing.json").get("studies")
             if offline_ok and last is not None:
