@@ -53,20 +53,11 @@ def http_errors() -> Iterator[None]:
         raise HTTPException(status_code=status, detail=message) from exc
 
 
-def raising_http_errors(func: Callable[..., T]) -> Callable[..., T]:
-    """Decorator form of :func:`http_errors`."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with http_errors():
-            return func(*args, **kwargs)
-    return wrapper
-
-
 _boundary = threading.local()
 
 
 def _at_the_boundary(func: Callable[..., T]) -> Callable[..., T]:
-    """Like :func:`raising_http_errors`, but only for the outermost wrapped call on this
+    """:func:`http_errors` around ``func``, but only for the outermost wrapped call on this
     thread: a method that calls another one (``datalist`` -> ``study_path``) still sees the
     typed error and can handle it; only what leaves the object becomes an HTTP answer."""
     @functools.wraps(func)

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 import SimpleITK as sitk
 from monailabel.interfaces.datastore import DefaultLabelTag
+from pydicom.errors import InvalidDicomError
 
 from lib.atomic import atomic_path, read_json, write_json
-from lib.datastore.base import StudyDatastore
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES, sequence_filename
+from lib.datastore.base import StudyDatastore
 from lib.dicom.seg import label_to_seg, seg_to_label
 from lib.dicom.sequences import SeriesInfo, identify_sequences
 from lib.dicom.volume import series_to_image

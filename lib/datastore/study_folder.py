@@ -28,8 +28,8 @@ import SimpleITK as sitk
 from monailabel.interfaces.datastore import DefaultLabelTag
 
 from lib.atomic import atomic_path, read_json, write_json
-from lib.datastore.base import StudyDatastore
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
+from lib.datastore.base import StudyDatastore
 from lib.errors import ConflictError, InputError, InvalidLabelError, UnknownIdError
 from lib.transforms import Grid, read_image
 from lib.transforms.io import IMAGE_EXTENSIONS, LABEL_SUFFIX, check_label, find_case_files, split_channels

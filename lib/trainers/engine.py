@@ -21,9 +21,9 @@ import torch.multiprocessing as mp
 from monai.losses import DiceCELoss
 from monai.utils import set_determinism
 
-from lib.net import free_loopback_port
 from lib.atomic import write_json
 from lib.model import NetworkSpec, PredictionSettings, build_network, load_checkpoint, predict_regions, save_checkpoint
+from lib.net import free_loopback_port
 from lib.postprocessing import REGION_ORDER, labels_to_regions, regions_to_labels, remove_small_lesions
 from lib.transforms import NyulLandmarks
 

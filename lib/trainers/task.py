@@ -63,7 +63,8 @@ class BrainTumorTraining(TrainTask):
         if len(cases) < 1:
             raise InputError("no studies with a final label to train on; submit corrections first")
         roi, spacing, val_roi = int(opts["roi_size"]), float(opts["spacing_mm"]), None
-        if as_flag(opts["fine_tune"]):
+        fine_tune, multi_gpu = as_flag(opts["fine_tune"]), as_flag(opts["multi_gpu"])
+        if fine_tune:
             # a fine-tuned model keeps the resolution and window of the model it starts from
             base = load_checkpoint(self.current_model())
             spacing, val_roi = base.spacing_mm, base.roi_size
@@ -73,8 +74,8 @@ class BrainTumorTraining(TrainTask):
             max_epochs=int(opts["max_epochs"]), steps_per_epoch=int(opts["steps_per_epoch"]) or None,
             batch_size=int(opts["batch_size"]), roi_size=(roi, roi, roi), learning_rate=float(opts["learning_rate"]),
             val_every=int(opts["val_every"]),
-            init_from=str(self.current_model()) if as_flag(opts["fine_tune"]) else None,
-            world_size=torch.cuda.device_count() if as_flag(opts["multi_gpu"]) and torch.cuda.device_count() > 1 else 1,
+            init_from=str(self.current_model()) if fine_tune else None,
+            world_size=torch.cuda.device_count() if multi_gpu and torch.cuda.device_count() > 1 else 1,
         )
         version = f"{self.name}-{time.strftime('%Y%m%dT%H%M%S')}"
         result = run_training(cases, self.checkpoint_path, config, split_path=self.work_dir / "split.json",
