@@ -20,11 +20,11 @@ PACS_URL ?= http://127.0.0.1:$(ORTHANC_PORT)/dicom-web
 SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages data run orthanc run-pacs test clean
+.PHONY: help setup system-packages data run orthanc run-pacs lint test clean
 
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
-	@echo "make test   set up and run the test suite"
+	@echo "make test   set up, lint (ruff), type-check (mypy) and run the test suite"
 	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
 	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
 	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
@@ -76,7 +76,11 @@ run-pacs: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
 		--studies $(PACS_URL) --host $(HOST) --port $(PORT)
 
-test: $(STAMP) system-packages
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest
 
 clean:

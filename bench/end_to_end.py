@@ -151,7 +151,8 @@ def main() -> int:
     lines += [f"| **total** | **{ours:.2f}** | **{ref:.2f}** |",
               f"| peak RSS (MB) | {peak['ours']:.0f} | {peak['reference']:.0f} |", "",
               f"Reference / ours: time x{ref / ours:.2f}, peak memory x{peak['reference'] / peak['ours']:.2f} "
-              f"({report['machine']}).", f"Ours: {results['ours']['model']}. Reference: {results['reference']['model']}."]
+              f"({report['machine']}).",
+              f"Ours: {results['ours']['model']}. Reference: {results['reference']['model']}."]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

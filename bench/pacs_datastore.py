@@ -70,9 +70,9 @@ def main() -> int:
     ap.add_argument("--studies", type=int, default=100)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pacs_datastore.json")
     args = ap.parse_args()
-    from monailabel.datastore.dicom import DICOMWebDatastore
     from dicomweb_client.api import DICOMwebClient
     from dicomweb_client.session_utils import create_session_from_user_pass
+    from monailabel.datastore.dicom import DICOMWebDatastore
 
     with tempfile.TemporaryDirectory() as tmp, start_orthanc() as orthanc:
         tmp_path = Path(tmp)
@@ -104,7 +104,8 @@ def main() -> int:
         study = full["study_uid"]
         results["fetch_study_s"] = {
             "ours": timed(lambda: ours.study_path(study)),
-            "monailabel": timed(lambda: [theirs.get_image_uri(full["series"][s]) for s in ("t1n", "t1c", "t2w", "t2f")]),
+            "monailabel": timed(lambda: [theirs.get_image_uri(full["series"][s])
+                                         for s in ("t1n", "t1c", "t2w", "t2f")]),
         }
         # MONAI Label's datastore watches its cache folder from a thread; stop it before the folder goes
         observer = getattr(theirs, "_observer", None)
@@ -119,7 +120,8 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=1))
     lines = [
         f"| {args.studies} MR studies in Orthanc | ours | MONAI Label DICOMWebDatastore |", "|---|---:|---:|",
-        f"| images listed | {results['images_listed']['ours']} studies | {results['images_listed']['monailabel']} series |",
+        f"| images listed | {results['images_listed']['ours']} studies "
+        f"| {results['images_listed']['monailabel']} series |",
         f"| list image ids (s) | {results['list_ids_s']['ours']:.3f} | {results['list_ids_s']['monailabel']:.3f} |",
         f"| identify t1n/t1c/t2w/t2f of every study, cold / warm cache (s) | "
         f"{results['identify_sequences_cold_s']:.2f} / {results['identify_sequences_warm_s']:.2f} | not done |",

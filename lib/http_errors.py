@@ -1,21 +1,23 @@
 """Typed errors -> HTTP responses with a message, for the MONAI Label server.
 
 MONAI Label's endpoints call the app and the datastore directly and turn any other
-exception into a bare 500, so the app raises FastAPI's ``HTTPException`` itself: bad input
-is the client's to fix (4xx, with the reason), and the server stays up.
+exception into a bare 500. The server's boundary is therefore explicit: the app wraps its
+own entry points in :func:`http_errors`, and hands MONAI Label an :class:`HttpDatastore`,
+whose every method is the study datastore's with typed errors answered as 4xx/503. Inside
+``lib/`` errors stay typed, so one method can call another and handle what it raises.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import HTTPException
+from monailabel.interfaces.datastore import Datastore
 
+from lib.datastore.base import StudyDatastore
 from lib.errors import ConflictError, InputError, ModelUnavailableError, PacsUnavailableError, UnknownIdError
 
 logger = logging.getLogger(__name__)
@@ -28,8 +30,6 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (PacsUnavailableError, 503),
     (ModelUnavailableError, 503),
 )
-
-T = TypeVar("T")
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -53,29 +53,109 @@ def http_errors() -> Iterator[None]:
         raise HTTPException(status_code=status, detail=message) from exc
 
 
-_boundary = threading.local()
+class HttpDatastore(Datastore):
+    """What MONAI Label's endpoints see of a :class:`StudyDatastore`: each call is passed to
+    ``store`` inside :func:`http_errors`. The app itself works with ``store``."""
 
+    def __init__(self, store: StudyDatastore) -> None:
+        self.store = store
 
-def _at_the_boundary(func: Callable[..., T]) -> Callable[..., T]:
-    """:func:`http_errors` around ``func``, but only for the outermost wrapped call on this
-    thread: a method that calls another one (``datalist`` -> ``study_path``) still sees the
-    typed error and can handle it; only what leaves the object becomes an HTTP answer."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        if getattr(_boundary, "inside", False):
-            return func(*args, **kwargs)
-        _boundary.inside = True
-        try:
-            with http_errors():
-                return func(*args, **kwargs)
-        finally:
-            _boundary.inside = False
-    return wrapper
+    def name(self) -> str:
+        return self.store.name()
 
+    def set_name(self, name: str) -> None:
+        self.store.set_name(name)
 
-def with_http_errors(cls: type[T]) -> type[T]:
-    """A subclass of ``cls`` whose public methods raise ``HTTPException`` for typed errors
-    that leave the object (see :func:`_at_the_boundary`)."""
-    methods = {name: _at_the_boundary(getattr(cls, name)) for name in dir(cls)
-               if not name.startswith("_") and callable(getattr(cls, name))}
-    return type(f"Http{cls.__name__}", (cls,), methods)
+    def description(self) -> str:
+        return self.store.description()
+
+    def set_description(self, description: str) -> None:
+        self.store.set_description(description)
+
+    def datalist(self) -> list[dict[str, Any]]:
+        with http_errors():
+            return self.store.datalist()
+
+    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
+        with http_errors():
+            return self.store.get_labels_by_image_id(image_id)
+
+    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
+        with http_errors():
+            return self.store.get_label_by_image_id(image_id, tag)
+
+    def get_image(self, image_id: str, params: dict[str, Any] | None = None) -> Any:
+        with http_errors():
+            return self.store.get_image(image_id, params)
+
+    def get_image_uri(self, image_id: str) -> str:
+        with http_errors():
+            return self.store.get_image_uri(image_id)
+
+    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> Any:
+        with http_errors():
+            return self.store.get_label(label_id, label_tag, params)
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        with http_errors():
+            return self.store.get_label_uri(label_id, label_tag)
+
+    def get_image_info(self, image_id: str) -> dict[str, Any]:
+        with http_errors():
+            return self.store.get_image_info(image_id)
+
+    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
+        with http_errors():
+            return self.store.get_label_info(label_id, label_tag)
+
+    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        with http_errors():
+            return self.store.get_labeled_images(label_tag, labels)
+
+    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        with http_errors():
+            return self.store.get_unlabeled_images(label_tag, labels)
+
+    def list_images(self) -> list[str]:
+        with http_errors():
+            return self.store.list_images()
+
+    def get_dataset_archive(self, limit_cases: int | None) -> str:
+        with http_errors():
+            return self.store.get_dataset_archive(limit_cases)
+
+    def refresh(self) -> None:
+        with http_errors():
+            self.store.refresh()
+
+    def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
+        with http_errors():
+            return self.store.add_image(image_id, image_filename, image_info)
+
+    def remove_image(self, image_id: str) -> None:
+        with http_errors():
+            self.store.remove_image(image_id)
+
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        with http_errors():
+            return self.store.save_label(image_id, label_filename, label_tag, label_info)
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        with http_errors():
+            self.store.remove_label(label_id, label_tag)
+
+    def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
+        with http_errors():
+            self.store.update_image_info(image_id, info)
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
+        with http_errors():
+            self.store.update_label_info(label_id, label_tag, info)
+
+    def status(self) -> dict[str, Any]:
+        with http_errors():
+            return self.store.status()
+
+    def json(self) -> dict[str, Any]:
+        with http_errors():
+            return self.store.json()

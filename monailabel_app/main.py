@@ -30,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from monailabel.interfaces.app import MONAILabelApp
-from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
+from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
 from lib.errors import UnknownIdError
-from lib.http_errors import http_errors, with_http_errors
+from lib.http_errors import HttpDatastore, http_errors
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
@@ -82,14 +83,34 @@ class BrainTumorLabelApp(MONAILabelApp):
                          version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
 
     def init_datastore(self) -> Datastore:
+        """The study datastore, behind the HTTP boundary MONAI Label's endpoints call through."""
+        return HttpDatastore(self._study_datastore())
+
+    def _study_datastore(self) -> StudyDatastore:
         if self.studies.startswith(("http://", "https://")):
             pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
             cache = self.conf.get("cache_dir") or \
                 Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", pacs.url)
-            return with_http_errors(DicomWebStudyDatastore)(PacsClient(pacs), cache, algorithm=MODEL_NAME,
-                                                            study_filter=_study_filter(self.conf))
-        datastore_cls = with_http_errors(StudyFolderDatastore)
-        return datastore_cls(self.studies, import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
+            return DicomWebStudyDatastore(PacsClient(pacs), cache, algorithm=MODEL_NAME,
+                                          study_filter=_study_filter(self.conf))
+        return StudyFolderDatastore(self.studies,
+                                    import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
+
+    def studies_store(self, datastore: Datastore | None = None) -> StudyDatastore:
+        """The study datastore behind ``datastore`` (default: the app's)."""
+        store = datastore or self.datastore()
+        if isinstance(store, HttpDatastore):
+            return store.store
+        if isinstance(store, StudyDatastore):
+            return store
+        raise TypeError(f"{type(store).__name__} is not a study datastore")
+
+    def on_init_complete(self) -> None:
+        """Server start: labels saved while the PACS was down are sent from a background thread."""
+        super().on_init_complete()
+        store = self.studies_store()
+        if isinstance(store, DicomWebStudyDatastore):
+            store.start_outbox_sender()
 
     def init_infers(self) -> dict[str, InferTask]:
         return {MODEL_NAME: BrainTumorSegmentation(self.segmenter)}
@@ -109,16 +130,16 @@ class BrainTumorLabelApp(MONAILabelApp):
             task = self._infers.get(request.get("model", ""))
             if task is None:
                 raise UnknownIdError(f"unknown model '{request.get('model')}'; available: {sorted(self._infers)}")
-            store = datastore or self.datastore()
+            store = self.studies_store(datastore)
             image = request.get("image")
             image_id = None
             if isinstance(image, str) and not os.path.exists(image):
                 image_id = image
-                request["image"] = str(store.study_path(image_id))  # type: ignore[attr-defined]
+                request["image"] = str(store.study_path(image_id))
                 request["case_id"] = image_id
             result_file, result_json = task(request)
             label_id = result_file
-            tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
+            tag = request.get("label_tag", ORIGINAL)
             if image_id is not None and as_flag(request.get("save_label", True)):
                 label_id = store.save_label(image_id, result_file, tag,
                                             {"model": request["model"], "model_version": result_json["model_version"],

@@ -15,6 +15,10 @@ from nilearn import datasets
 
 from lib.brats import SEQUENCES
 
+#: The identity direction matrix (read-only; a default argument).
+IDENTITY = np.eye(3)
+IDENTITY.flags.writeable = False
+
 
 @functools.lru_cache(maxsize=1)
 def mni_contrasts() -> dict[str, sitk.Image]:
@@ -52,7 +56,7 @@ def rotation_matrix(angles_deg: tuple[float, float, float]) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def make_grid(size, spacing, origin, direction=np.eye(3)) -> sitk.Image:
+def make_grid(size, spacing, origin, direction=IDENTITY) -> sitk.Image:
     img = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
     img.SetSpacing([float(s) for s in spacing])
     img.SetOrigin([float(o) for o in origin])
@@ -60,7 +64,7 @@ def make_grid(size, spacing, origin, direction=np.eye(3)) -> sitk.Image:
     return img
 
 
-def grid_centered_on(centre, size, spacing, direction=np.eye(3)) -> sitk.Image:
+def grid_centered_on(centre, size, spacing, direction=IDENTITY) -> sitk.Image:
     """Empty Float32 image of the given grid whose centre is at physical point ``centre``."""
     d = np.asarray(direction, float)
     half = d @ ((np.asarray(size) - 1) / 2 * np.asarray(spacing))
@@ -93,7 +97,7 @@ def write_case(folder: Path, case_id: str, images: dict[str, sitk.Image], label:
     return folder
 
 
-def sphere_case(size=(48, 48, 40), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3),
+def sphere_case(size=(48, 48, 40), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0), direction=IDENTITY,
                 head: bool = False, seed: int = 0) -> tuple[dict[str, sitk.Image], sitk.Image]:
     """Four sequences + label of a toy head on one grid: an ellipsoidal "brain" (exactly 0
     outside unless ``head``: then a noisy background and a bright skull shell) holding a tumor:

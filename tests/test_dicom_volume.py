@@ -25,7 +25,8 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
     """A raw-style case (per-sequence grids, oblique, flips) and its DICOM study."""
     root = tmp_path_factory.mktemp("dicom")
     case = write_case(generate_case(6, 0, GeneratorConfig(spacing=2.0, style="raw")), root / "cases")
-    export_case(case, root / "dicom", np.random.default_rng(0), StudyPlan("ge", "Gadobutrol", ("localizer", "dwi"), None))
+    plan = StudyPlan("ge", "Gadobutrol", ("localizer", "dwi"), None)
+    export_case(case, root / "dicom", np.random.default_rng(0), plan)
     return case, root / "dicom" / case.name
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from lib.brats import ED, ET, NCR
-from lib.postprocessing import RegionsToLabelsd, label_volumes_ml, regions_to_labels, remove_small_lesions
+from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_coreless_lesions, remove_small_lesions
 
 
 def ball(shape, centre, radius) -> np.ndarray:
@@ -64,9 +63,14 @@ def test_volumes_in_millilitres_follow_spacing() -> None:
     assert v == {"NCR": 0.4, "ED": 0.6, "ET": 0.2, "WT": 1.2, "TC": 0.6}
 
 
-def test_dict_transform_accepts_torch_and_adds_channel() -> None:
-    regions = torch.zeros((3, 20, 20, 20))
-    regions[:, 5:15, 5:15, 5:15] = 1.0
-    out = RegionsToLabelsd(("pred",))({"pred": regions})["pred"]
-    assert out.shape == (1, 20, 20, 20) and out.dtype == np.uint8
-    assert set(np.unique(out)) == {0, ET}
+
+def test_edema_without_a_core_is_not_a_lesion_unless_no_lesion_has_one() -> None:
+    labels = np.zeros((30, 30, 30), np.uint8)
+    labels[2:12, 2:12, 2:12] = ED
+    labels[5:8, 5:8, 5:8] = NCR               # a tumor: edema around a core
+    labels[20:26, 20:26, 20:26] = ED          # FLAIR-bright tissue somewhere else
+    cleaned = remove_coreless_lesions(labels)
+    assert (cleaned[20:26, 20:26, 20:26] == 0).all()
+    assert np.array_equal(cleaned[:15, :15, :15], labels[:15, :15, :15])
+    only_edema = np.where(labels == NCR, ED, labels).astype(np.uint8)
+    assert np.array_equal(remove_coreless_lesions(only_edema), only_edema)

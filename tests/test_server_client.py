@@ -12,11 +12,12 @@ import requests
 import SimpleITK as sitk
 from monailabel.client import MONAILabelClient
 
+from lib.evaluation import region_dice
+from lib.postprocessing import label_volumes_ml
+from synthbrats import GeneratorConfig
+
 from _cases import make_studies, t1c_path, truth_path, write_label_like
 from _server import monailabel_server
-from lib.postprocessing import label_volumes_ml
-from lib.trainers.engine import region_dice
-from synthbrats import GeneratorConfig
 
 MODEL = "brats_segresnet"
 #: a full-resolution case like the ones the model was trained on (seed not used in training)

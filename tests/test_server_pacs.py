@@ -11,12 +11,13 @@ import requests
 import SimpleITK as sitk
 from monailabel.client import MONAILabelClient
 
-from _cases import write_label_like
-from _server import monailabel_server
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.pacs.sandbox import start_orthanc
 from synthbrats import GeneratorConfig, generate_case, write_case
 from synthbrats.dicom_export import StudyPlan, export_case
+
+from _cases import write_label_like
+from _server import monailabel_server
 
 MODEL = "brats_segresnet"
 

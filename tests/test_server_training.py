@@ -1,5 +1,5 @@
-"""Active learning through the official client: submit corrections, train on them in the
-server's background process, and serve the published model without a restart."""
+"""Training through the official client: submit corrections, train on them in the server's
+background process; a model worse than the served one is kept as a candidate, not served."""
 
 from __future__ import annotations
 
@@ -38,24 +38,25 @@ def _wait_until_finished(client: MONAILabelClient, timeout_s: float = 600) -> di
     return status
 
 
-def test_training_on_submitted_labels_publishes_a_model_that_inference_uses(client, studies):
+def test_training_on_submitted_labels_never_replaces_a_better_model(client, studies):
     bundled_version = client.info()["models"][MODEL]["model_version"]
     client.train_start(MODEL, TINY_RUN)  # nothing to train on yet: the background task says why
     refused = _wait_until_finished(client)
     assert refused["status"] == "ERROR" and "no studies with a final label" in " ".join(refused["details"])
     for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
         client.save_label(case.name, str(truth_path(case)), tag="final")
-    client.train_start(MODEL, TINY_RUN)
+    client.train_start(MODEL, TINY_RUN)  # one step from scratch: worse than the bundled model
     status = _wait_until_finished(client)
     assert status["status"] == "DONE", status
-    published = studies / ".braintumorlabel" / "model" / f"{MODEL}.pt"
-    assert published.is_file()
-    split = (studies / ".braintumorlabel" / "model" / "split.json").read_text()
+    model_dir = studies / ".braintumorlabel" / "model"
+    assert (model_dir / f"{MODEL}.candidate.pt").is_file() and not (model_dir / f"{MODEL}.pt").exists()
+    split = (model_dir / "split.json").read_text()
     assert split.count("validation") >= 1 and split.count("train") >= 1
     info = client.info()
-    assert info["models"][MODEL]["model_version"].startswith(f"{MODEL}-")
-    assert info["models"][MODEL]["model_version"] != bundled_version
-    assert set(info["train_stats"][MODEL]["best_dice"]) == {"WT", "TC", "ET"}
+    assert info["models"][MODEL]["model_version"] == bundled_version
+    stats = info["train_stats"][MODEL]
+    assert set(stats["best_dice"]) == {"WT", "TC", "ET"}
+    assert stats["publication"]["published"] is False and "below the served model" in stats["publication"]["reason"]
 
 
 def test_a_running_training_can_be_stopped(client):

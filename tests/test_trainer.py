@@ -4,20 +4,25 @@ a worse model, and the torch.distributed path (two CPU processes over gloo)."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _cases import make_studies
+from lib.infers.pipeline import TumorSegmenter
 from lib.model import NetworkSpec, build_network, load_checkpoint, save_checkpoint
-from lib.trainers.engine import TrainConfig
-from lib.trainers.run import run_training
+from lib.trainers.config import TrainConfig
+from lib.trainers.run import candidate_path, run_training
 from lib.trainers.split import TRAIN, VALIDATION, FixedSplit
 from lib.transforms import NyulLandmarks
 
-TINY = dict(max_epochs=1, steps_per_epoch=2, batch_size=1, samples_per_case=1, roi_size=(32, 32, 32),
-            val_roi_size=(64, 64, 64), num_workers=0, num_threads=1, spec=NetworkSpec(init_filters=8))
+from _cases import make_studies
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "monailabel_app" / "model" / "brats_segresnet.pt"
+TINY = TrainConfig(max_epochs=1, steps_per_epoch=2, batch_size=1, samples_per_case=1, roi_size=32, val_roi_size=64,
+                   num_workers=0, num_threads=1, init_filters=8, val_fraction=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def test_checkpoint_round_trip_keeps_predictions_and_metadata(tmp_path):
     landmarks = NyulLandmarks((1.0, 50.0, 99.0), {s: [0.0, 50.0, 100.0] for s in ("t1n", "t1c", "t2w", "t2f")},
                               (0.0, 100.0), 3)
     path = save_checkpoint(tmp_path / "m.pt", net, spec, version="v-test", landmarks=landmarks,
-                           roi_size=(64, 64, 64), training={"epoch": 3})
+                           roi_size=(64, 64, 64), spacing_mm=2.0, training={"epoch": 3})
     loaded = load_checkpoint(path)
     x = torch.randn(1, 4, 32, 32, 32)
     with torch.no_grad():
@@ -72,37 +77,64 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 def test_a_tiny_run_publishes_a_checkpoint_with_region_dice(cases, tmp_path):
     out = tmp_path / "model.pt"
-    result = run_training(cases, out, TrainConfig(**TINY), split_path=tmp_path / "split.json",
-                          cache_dir=tmp_path / "cache", version="tiny", val_fraction=0.3,
-                          progress_path=tmp_path / "progress.json")
-    assert out.is_file() and result.checkpoint == str(out)
+    result, publication = run_training(cases, out, TINY, split_path=tmp_path / "split.json",
+                                       cache_dir=tmp_path / "cache", version="tiny",
+                                       progress_path=tmp_path / "progress.json")
+    assert out.is_file() and publication.published and publication.checkpoint == str(out)
     assert set(result.best_dice) == {"WT", "TC", "ET"}
     assert all(0.0 <= v <= 1.0 for v in result.best_dice.values())
     assert len(result.val_cases) == 1 and len(result.train_cases) == 2
     model = load_checkpoint(out)
     assert model.landmarks is not None and model.training["val_cases"] == result.val_cases
+    assert model.training["config"] == TINY.to_dict()
     assert json.loads((tmp_path / "progress.json").read_text())["state"] == "DONE"
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    assert not candidate_path(out).exists() and not list(tmp_path.glob("*.state"))
 
 
-def test_fine_tuning_that_does_not_improve_publishes_nothing(cases, tmp_path):
+def test_a_run_worse_than_the_served_model_is_kept_as_a_candidate(cases, tmp_path):
     out = tmp_path / "model.pt"
-    run_training(cases, out, TrainConfig(**TINY), split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",
-                 version="base", val_fraction=0.3)
-    base = out.read_bytes()
-    still = TrainConfig(**{**TINY, "learning_rate": 0.0}, init_from=str(out))
-    result = run_training(cases, out, still, split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",
-                          version="tuned", val_fraction=0.3)
-    assert result.history[0]["epoch"] == 0  # the starting model's score is the bar
-    assert result.checkpoint is None
-    assert out.read_bytes() == base
+    shutil.copyfile(BUNDLED_MODEL, out)  # a trained model; two steps from scratch cannot match it
+    served = out.read_bytes()
+    result, publication = run_training(cases, out, TINY, split_path=tmp_path / "split.json",
+                                       cache_dir=tmp_path / "cache", version="worse", served=out,
+                                       progress_path=tmp_path / "progress.json")
+    assert not publication.published and "below the served model" in publication.reason
+    assert out.read_bytes() == served
+    assert load_checkpoint(candidate_path(out)).version == "worse"
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert progress["publication"]["published"] is False
+
+
+def test_an_interrupted_run_resumes_after_its_last_epoch(cases, tmp_path):
+    out = tmp_path / "model.pt"
+    config = TINY.replace(max_epochs=3, time_limit_s=1e-3)  # stops after its first epoch
+    first, _ = run_training(cases, out, config, split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",
+                            version="long")
+    assert first.stopped_by == "time_limit" and first.epochs == 1
+    state = next(tmp_path.glob("*.state"))
+    assert state.is_file()
+    second, _ = run_training(cases, out, config.replace(time_limit_s=None), split_path=tmp_path / "split.json",
+                             cache_dir=tmp_path / "cache", version="long")
+    assert [h["epoch"] for h in second.history] == [1, 2, 3] and second.stopped_by == "max_epochs"
+    assert not state.exists()
 
 
 def test_two_processes_train_together_over_torch_distributed(cases, tmp_path):
     out = tmp_path / "model.pt"
-    config = TrainConfig(**{**TINY, "steps_per_epoch": 2}, world_size=2, backend="gloo", device="cpu")
-    result = run_training(cases, out, config, split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",
-                          version="ddp", val_fraction=0.3)
-    assert out.is_file() and result.epochs == 1
+    config = TINY.replace(steps_per_epoch=2, world_size=2, backend="gloo", device="cpu")
+    result, publication = run_training(cases, out, config, split_path=tmp_path / "split.json",
+                                       cache_dir=tmp_path / "cache", version="ddp")
+    assert out.is_file() and result.epochs == 1 and publication.published
     weights = load_checkpoint(out).network.state_dict()
     assert all(np.isfinite(v.numpy()).all() for v in weights.values())
+
+
+def test_a_published_model_is_served_from_the_next_request(tmp_path):
+    trained = tmp_path / "trained.pt"
+    segmenter = TumorSegmenter([trained, BUNDLED_MODEL])
+    bundled_version = segmenter.checkpoint().version
+    spec = NetworkSpec(init_filters=8)
+    save_checkpoint(trained, build_network(spec), spec, version="published-now", landmarks=None,
+                    roi_size=(64, 64, 64), spacing_mm=2.0)
+    assert segmenter.checkpoint().version == "published-now" != bundled_version

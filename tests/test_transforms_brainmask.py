@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _volumes import sphere_case, write_case
 from lib.transforms import BrainMaskd, CropToMaskd, bounding_box, brain_mask, build_preprocessing, restore_label
+
+from _volumes import sphere_case, write_case
 
 
 def _ball(shape=(40, 40, 40), r=12.0, centre=None) -> np.ndarray:
@@ -51,7 +52,8 @@ def test_crop_to_mask_crops_all_keys_and_records_box() -> None:
     img = np.zeros((4, 40, 40, 40), np.float32)
     img[:, 10:20, 5:30, 12:18] = 1.0
     d = BrainMaskd()({"image": img, "label": np.ones((1, 40, 40, 40), np.uint8),
-                      "geometry": CaseGeometry(Grid((40, 40, 40), (1.0,) * 3, (0.0,) * 3, (1, 0, 0, 0, 1, 0, 0, 0, 1)))})
+                      "geometry": CaseGeometry(Grid((40, 40, 40), (1.0,) * 3, (0.0,) * 3,
+                                                    (1, 0, 0, 0, 1, 0, 0, 0, 1)))})
     d = CropToMaskd(margin=2)(d)
     assert d["image"].shape == (4, 14, 29, 10)
     assert d["label"].shape == d["brain_mask"].shape == (1, 14, 29, 10)

@@ -8,11 +8,18 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from _volumes import (
-    grid_centered_on, label_volumes_ml, mni_contrasts, physical_centre, resample_onto, rotation_matrix,
-    sphere_case, write_case,
-)
 from lib.transforms import RAS_DIRECTION, Grid, build_preprocessing, register_rigid, reorient_to_ras, restore_label
+
+from _volumes import (
+    grid_centered_on,
+    label_volumes_ml,
+    mni_contrasts,
+    physical_centre,
+    resample_onto,
+    rotation_matrix,
+    sphere_case,
+    write_case,
+)
 
 
 def test_reorient_lps_to_ras_is_a_lossless_flip() -> None:
@@ -64,7 +71,7 @@ def test_pipeline_output_layout(tmp_path: Path) -> None:
     assert d["brain_mask"].shape == d["label"].shape
     g = d["geometry"]
     assert g.ras_grid.spacing == (1.0, 1.0, 1.0) and np.allclose(g.ras_grid.direction, RAS_DIRECTION)
-    assert tuple(b - a for a, b in zip(g.crop_start, g.crop_stop)) == d["image"].shape[1:]
+    assert tuple(b - a for a, b in zip(g.crop_start, g.crop_stop, strict=True)) == d["image"].shape[1:]
     assert d["case_id"] == "c"
 
 

@@ -10,10 +10,7 @@ import pytest
 
 from lib.brats import SEQUENCES
 from lib.errors import InputError
-from lib.transforms import (
-    LANDMARKS_FILENAME, NyulLandmarks, NyulStandardized, ZScoreNormalized, landmarks_path_for_model,
-    n4_bias_correct,
-)
+from lib.transforms import NyulLandmarks, NyulStandardized, ZScoreNormalized, n4_bias_correct
 
 
 def _brain(shape=(40, 40, 40), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +40,7 @@ def test_nyul_fit_save_load_apply_maps_distorted_image_to_standard(tmp_path: Pat
     vol, mask = _brain()
     train = [_sample(vol * a + b, mask) for a, b in ((1.0, 0.0), (1.3, 20.0), (0.8, -10.0))]
     lm = NyulLandmarks.fit(train)
-    path = lm.save(landmarks_path_for_model(tmp_path / "model.pt"))
-    assert path == tmp_path / LANDMARKS_FILENAME
+    path = lm.save(tmp_path / "landmarks.json")
     loaded = NyulLandmarks.load(path)
     assert loaded == lm
     # another "site": different scale and a gamma
@@ -68,23 +64,23 @@ def test_nyul_output_monotonic_in_input() -> None:
 def test_landmarks_save_is_atomic_and_failure_keeps_old_file(tmp_path: Path) -> None:
     vol, mask = _brain()
     lm = NyulLandmarks.fit([_sample(vol, mask)])
-    path = tmp_path / LANDMARKS_FILENAME
+    path = tmp_path / "landmarks.json"
     lm.save(path)
     before = path.read_bytes()
     broken = NyulLandmarks(lm.percentiles, {**lm.standard, "t1n": [float("nan")] * len(lm.percentiles)})
     with pytest.raises(ValueError):
         broken.save(path)  # fails while writing the temp file
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LANDMARKS_FILENAME]  # no temp left over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landmarks.json"]  # no temp left over
     json.loads(before)
 
 
 def test_landmarks_load_rejects_bad_file(tmp_path: Path) -> None:
-    path = tmp_path / LANDMARKS_FILENAME
+    path = tmp_path / "landmarks.json"
     path.write_text('{"format": "something else"}')
     with pytest.raises(InputError) as ei:
         NyulLandmarks.load(path)
-    assert LANDMARKS_FILENAME in str(ei.value)
+    assert "landmarks.json" in str(ei.value)
 
 
 def test_n4_removes_smooth_bias_inside_mask() -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from _volumes import sphere_case, write, write_case
 from lib.brats import SEQUENCES
 from lib.errors import (
     InputError,
@@ -21,6 +20,8 @@ from lib.errors import (
     UnreadableImageError,
 )
 from lib.transforms import LoadCased, build_preprocessing, find_case_files
+
+from _volumes import sphere_case, write, write_case
 
 CASE = "BraTS-GLI-00001-000"
 

@@ -1,25 +1,147 @@
-"""What the study-level datastores share: one image id is one study, and its labels are
-addressed by the same id under a tag (``original``, ``final``), each tag holding versions."""
+"""The contract of a study datastore: what the app, training and the coming features call.
+
+One image id is one four-sequence MR study. Its labels are addressed by the same id under a
+tag (``original``: model output, ``final``: a submitted correction), and each tag holds
+numbered versions that are never replaced. The two implementations are a local folder
+(:mod:`lib.datastore.study_folder`) and a DICOMweb PACS (:mod:`lib.datastore.dicomweb`);
+``tests/test_datastore_contract.py`` runs every behaviour below against both.
+
+Errors are typed (:mod:`lib.errors`): an unknown id raises :class:`UnknownIdError`, a study
+that cannot be segmented :class:`MissingSequenceError`, a bad label :class:`InvalidLabelError`,
+a bad tag or id :class:`InputError`, something the store does not allow :class:`ConflictError`.
+They become HTTP answers at the server's boundary (:class:`lib.http_errors.HttpDatastore`),
+not here, so one method can call another and handle its errors.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 
+from lib.errors import UnknownIdError
+
+from .labels import LabelVersion, validate_image_id, validate_tag
+
+#: The tag of submitted corrections: only these count as labelled and train the model.
+FINAL = DefaultLabelTag.FINAL.value
+#: The tag of model output.
+ORIGINAL = DefaultLabelTag.ORIGINAL.value
+
+__all__ = ["FINAL", "ORIGINAL", "LabelVersion", "StudyDatastore", "validate_image_id", "validate_tag"]
+
 
 class StudyDatastore(Datastore):
-    """MONAI Label's label-by-image bookkeeping for datastores where a label id is its
-    study's id. Subclasses say which tags a study has labels under (``label_tags``)."""
+    """A MONAI Label datastore in which one image id is one study (see the module docstring).
+
+    Subclasses implement the study and label primitives (the abstract methods below and
+    MONAI Label's ``list_images``, ``get_image_uri``, ``get_image_info``, ``save_label``, ...);
+    the label bookkeeping MONAI Label asks for is derived here from them, once.
+    """
 
     def __init__(self, name: str, description: str) -> None:
         self._name, self._description = name, description
 
+    # ---- studies
+    @abstractmethod
+    def study_path(self, image_id: str) -> Path:
+        """The study as the preprocessing reads it (a case folder in BraTS naming or a
+        4-channel file), local and complete. Raises :class:`UnknownIdError` for an unknown
+        id and :class:`MissingSequenceError` for a study that cannot be segmented."""
+
+    @abstractmethod
+    def study_problem(self, image_id: str) -> str | None:
+        """Why the study cannot be segmented (a missing or ambiguous sequence), or None."""
+
+    # ---- labels
     @abstractmethod
     def label_tags(self, image_id: str) -> list[str]:
         """The tags under which ``image_id`` has at least one label version, sorted."""
 
+    @abstractmethod
+    def label_versions(self, image_id: str, tag: str) -> list[LabelVersion]:
+        """Every stored version of a label, oldest first (empty when there is none)."""
+
+    @abstractmethod
+    def label_version_uri(self, image_id: str, tag: str, version: int) -> str:
+        """A local file (NIfTI, on the study's t1c grid) holding one version of a label.
+        Raises :class:`UnknownIdError` when that version does not exist."""
+
+    def latest_label(self, image_id: str, tag: str) -> LabelVersion:
+        """The newest version of a label; :class:`UnknownIdError` when there is none."""
+        versions = self.label_versions(image_id, validate_tag(tag))
+        if not versions:
+            raise UnknownIdError(f"image '{image_id}' has no label with tag '{tag}'")
+        return versions[-1]
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        return self.label_version_uri(label_id, label_tag, self.latest_label(label_id, label_tag).version)
+
+    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> BinaryIO:
+        return open(self.get_label_uri(label_id, label_tag), "rb")  # noqa: SIM115 - the caller closes it
+
+    def get_image(self, image_id: str, params: dict[str, Any] | None = None) -> BinaryIO:
+        return open(self.get_image_uri(image_id), "rb")  # noqa: SIM115 - the caller streams and closes it
+
+    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
+        """The newest version's record, with ``version`` and the number of ``versions``."""
+        versions = self.label_versions(label_id, validate_tag(label_tag))
+        if not versions:
+            raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
+        return {**versions[-1].as_dict(), "versions": len(versions)}
+
+    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
+        """Tag -> label id (the image id), for every tag that has a label."""
+        return {tag: image_id for tag in self.label_tags(image_id)}
+
+    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
+        return image_id if tag in self.label_tags(image_id) else ""
+
+    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        tag = label_tag or FINAL
+        return [i for i in self.list_images() if tag in self.label_tags(i)]
+
+    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        tag = label_tag or FINAL
+        return [i for i in self.list_images() if tag not in self.label_tags(i)]
+
+    def datalist(self) -> list[dict[str, Any]]:
+        """Training pairs ``{"case_id", "image": <study path>, "label": <newest final label>}``
+        of the studies that can be segmented and have a ``final`` label."""
+        pairs = []
+        for image_id in self.get_labeled_images(FINAL):
+            if self.study_problem(image_id):
+                continue
+            pairs.append({"case_id": image_id, "image": str(self.study_path(image_id)),
+                          "label": self.get_label_uri(image_id, FINAL)})
+        return pairs
+
+    def label_counts(self, image_ids: list[str]) -> dict[str, int]:
+        """Tag -> number of studies among ``image_ids`` that have a label under it."""
+        counts: dict[str, int] = {}
+        for image_id in image_ids:
+            for tag in self.label_tags(image_id):
+                counts[tag] = counts.get(tag, 0) + 1
+        return counts
+
+    def status(self) -> dict[str, Any]:
+        ids = self.list_images()
+        tags = self.label_counts(ids)
+        return {"total": len(ids), "completed": tags.get(FINAL, 0), "label_tags": tags}
+
+    def json(self) -> dict[str, Any]:
+        objects = {}
+        for image_id in self.list_images():
+            labels = {}
+            for tag in self.label_tags(image_id):
+                versions = self.label_versions(image_id, tag)
+                labels[tag] = {"info": versions[-1].as_dict(), "versions": len(versions)}
+            objects[image_id] = {"image": self.get_image_info(image_id), "labels": labels}
+        return {"name": self._name, "description": self._description, "objects": objects}
+
+    # ---- naming
     def name(self) -> str:
         return self._name
 
@@ -31,21 +153,3 @@ class StudyDatastore(Datastore):
 
     def set_description(self, description: str) -> None:
         self._description = description
-
-    def get_label(self, label_id: str, label_tag: str, params: dict[str, Any] | None = None) -> Any:
-        return open(self.get_label_uri(label_id, label_tag), "rb")  # noqa: SIM115 (the caller closes it)
-
-    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
-        """Tag -> label id, for every tag that has a label."""
-        return {tag: image_id for tag in self.label_tags(image_id)}
-
-    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
-        return image_id if tag in self.label_tags(image_id) else ""
-
-    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [i for i in self.list_images() if tag in self.label_tags(i)]
-
-    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        return [i for i in self.list_images() if tag not in self.label_tags(i)]

@@ -10,7 +10,14 @@
 - A saved label becomes a DICOM SEG (:mod:`lib.dicom.seg`) sent with STOW-RS as a new
   series ("BrainTumorLabel <tag> v<n>"); earlier versions stay in the PACS. The SEG is
   first written to ``cache_dir/outbox/``: when the PACS is down the save still succeeds,
-  the label counts at once, and the outbox is sent when the PACS answers again.
+  the label counts at once, and the outbox is sent when the PACS answers again (after the
+  next save, or by the sender thread the server starts, :meth:`start_outbox_sender`).
+
+Cache layout::
+
+    <cache>/<study uid>/<uid>-t1n.nii.gz ...  the study's volumes, t1c-headers/, study.json, info.json
+    <cache>/labels/<tag>/<uid>/v0001.nii.gz   label versions (:class:`lib.datastore.labels.LabelFolder`)
+    <cache>/outbox/*.dcm                      SEGs not yet accepted by the PACS; refused/ those it refused
 """
 
 from __future__ import annotations
@@ -26,20 +33,28 @@ from typing import Any
 
 import pydicom
 import SimpleITK as sitk
-from monailabel.interfaces.datastore import DefaultLabelTag
 from pydicom.errors import InvalidDicomError
 
 from lib.atomic import atomic_path, read_json, write_json
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES, sequence_filename
-from lib.datastore.base import StudyDatastore
 from lib.dicom.seg import label_to_seg, seg_to_label
 from lib.dicom.sequences import SeriesInfo, identify_sequences
 from lib.dicom.volume import series_to_image
-from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, PacsRefusedError, \
-    PacsUnavailableError, UnknownIdError
+from lib.errors import (
+    ConflictError,
+    InputError,
+    InvalidLabelError,
+    MissingSequenceError,
+    PacsRefusedError,
+    PacsUnavailableError,
+    UnknownIdError,
+)
 from lib.pacs.client import PacsClient
 from lib.transforms import Grid, read_image
-from lib.transforms.io import check_label
+from lib.transforms.io import check_label, write_image_atomic
+
+from .base import FINAL, ORIGINAL, StudyDatastore
+from .labels import LabelFolder, LabelVersion, validate_image_id, validate_tag
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +65,8 @@ CLASSIFIER_FIELDS = ("0008103E", "00181030", "00080008", "00180020", "00180080",
                      "00180010", "00189087", "00200011")
 #: How long a study listing is reused before QIDO-RS is asked again (seconds).
 LISTING_TTL_S = 5.0
+#: How often the server's sender thread tries the outbox (seconds).
+OUTBOX_INTERVAL_S = 30.0
 
 
 @dataclass
@@ -79,8 +96,11 @@ class DicomWebStudyDatastore(StudyDatastore):
         self.outbox = self.cache / "outbox"
         self.refused_dir = self.outbox / "refused"
         self.outbox.mkdir(parents=True, exist_ok=True)
+        self.labels = LabelFolder(self.cache / "labels")
         self.algorithm = algorithm
         self._lock = threading.RLock()
+        self._outbox_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._listing: tuple[float, list[str]] | None = None
 
     # ---- studies
@@ -90,7 +110,6 @@ class DicomWebStudyDatastore(StudyDatastore):
         with self._lock:
             if self._listing and time.monotonic() - self._listing[0] < LISTING_TTL_S:
                 return list(self._listing[1])
-        self.flush_outbox()
         try:
             studies = self.client.studies(self.study_filter)
         except PacsUnavailableError:
@@ -100,8 +119,10 @@ class DicomWebStudyDatastore(StudyDatastore):
             raise
         uids = sorted(str(s["0020000D"]["Value"][0]) for s in studies if s.get("0020000D", {}).get("Value"))
         with self._lock:
+            changed = self._listing is None or self._listing[1] != uids
             self._listing = (time.monotonic(), uids)
-            write_json(self.cache / "listing.json", {"studies": uids})
+            if changed:  # kept for answering while the PACS is down
+                write_json(self.cache / "listing.json", {"studies": uids})
         return uids
 
     def refresh(self) -> None:
@@ -109,11 +130,12 @@ class DicomWebStudyDatastore(StudyDatastore):
             self._listing = None
 
     def _record_path(self, uid: str) -> Path:
-        return self.cache / uid / "study.json"
+        return self.cache / validate_image_id(uid) / "study.json"
 
     def study_record(self, uid: str, offline_ok: bool = False) -> StudyRecord:
         """The study's sequences and labels, re-read from the PACS when its series changed.
         With ``offline_ok``, a PACS that is unavailable gives the cached record, if any."""
+        validate_image_id(uid)
         try:
             series = self.client.series(uid, fields=("0008103E", "00201209", "00080060"))
         except PacsUnavailableError:
@@ -124,7 +146,8 @@ class DicomWebStudyDatastore(StudyDatastore):
             return cached
         if not series:
             raise UnknownIdError(f"unknown image id '{uid}' (no such study in the PACS)")
-        mr, segs = [], []
+        mr: list[tuple[str, int, dict[str, Any]]] = []
+        segs: list[tuple[str, int, dict[str, Any]]] = []
         for s in series:
             modality = (s.get("00080060", {}).get("Value") or [""])[0]
             series_uid = s["0020000E"]["Value"][0]
@@ -186,8 +209,7 @@ class DicomWebStudyDatastore(StudyDatastore):
                 image = series_to_image(datasets, f"{seq} series {record.sequences[seq]}")
                 if seq == REFERENCE_SEQUENCE:  # before the volume: the volume marks a complete fetch
                     self._keep_headers(folder / "t1c-headers", datasets)
-                with atomic_path(target, suffix=".nii.gz") as tmp:
-                    sitk.WriteImage(image, str(tmp), useCompression=True)
+                write_image_atomic(image, target)
         return folder
 
     @staticmethod
@@ -209,9 +231,6 @@ class DicomWebStudyDatastore(StudyDatastore):
     def get_image_uri(self, image_id: str) -> str:
         return str(self.study_path(image_id) / sequence_filename(image_id, REFERENCE_SEQUENCE))
 
-    def get_image(self, image_id: str, params: dict[str, Any] | None = None) -> Any:
-        return open(self.get_image_uri(image_id), "rb")  # noqa: SIM115 - the caller streams and closes it
-
     def get_image_info(self, image_id: str) -> dict[str, Any]:
         record = self.study_record(image_id)
         info: dict[str, Any] = {"name": image_id, "study_uid": image_id,
@@ -222,6 +241,7 @@ class DicomWebStudyDatastore(StudyDatastore):
         return {**read_json(self.cache / image_id / "info.json"), **info}
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
+        self.study_record(image_id, offline_ok=True)
         path = self.cache / image_id / "info.json"
         write_json(path, {**read_json(path), **info})
 
@@ -236,33 +256,30 @@ class DicomWebStudyDatastore(StudyDatastore):
         """Validate the label against the study's t1c grid, keep it locally, write a SEG into
         the outbox and send it. A PACS that is down does not lose the label: it stays in
         the outbox and is sent later (``label_info`` of the version says ``pending``)."""
-        tag = label_tag or DefaultLabelTag.FINAL.value
-        if not re.fullmatch(r"[A-Za-z0-9_]+", tag):
-            raise InputError(f"'{tag}' is not a valid label tag")
+        tag = validate_tag(label_tag or FINAL)
         reference = read_image(self.get_image_uri(image_id), image_id)
         try:
             label = read_image(label_filename, image_id)
         except InputError as exc:
             raise InvalidLabelError(f"label cannot be read: {exc.problem}", image_id) from None
         label = check_label(label, Grid.of(reference), image_id, "submitted label")
-        with self._lock:
-            version = self._next_version(image_id, tag)
+        in_pacs = [v["version"] for v in self.study_record(image_id, offline_ok=True).labels.get(tag, [])]
+        version = self.labels.reserve(image_id, tag, at_least=max(in_pacs, default=0) + 1)
+        try:
             # the SEG is built first: a label it cannot be made from leaves nothing behind
-            manual = tag != DefaultLabelTag.ORIGINAL.value
-            seg = label_to_seg(sitk.GetArrayFromImage(label), self._t1c_headers(image_id), manual=manual,
+            seg = label_to_seg(sitk.GetArrayFromImage(label), self._t1c_headers(image_id), manual=tag != ORIGINAL,
                                algorithm=self.algorithm,
                                algorithm_version=str(label_info.get("model_version", "unknown")),
                                series_number=900 + version)
             seg.SeriesDescription = f"{LABEL_SERIES} {tag} v{version}"
-            local = self.cache / image_id / "labels" / tag / f"v{version:04d}.nii.gz"
-            meta = {**label_info, "version": version, "tag": tag, "ts": int(time.time()),
-                    "seg_series": str(seg.SeriesInstanceUID), "pending": True}
-            write_json(local.with_name(f"v{version:04d}.json"), meta)
             outgoing = self.outbox / f"{int(time.time() * 1000)}-{image_id}-{tag}-v{version:04d}.dcm"
             with atomic_path(outgoing, suffix=".dcm") as tmp:
                 seg.save_as(str(tmp))
-            with atomic_path(local, suffix=".nii.gz") as tmp:
-                sitk.WriteImage(label, str(tmp), useCompression=True)
+            self.labels.write(image_id, tag, version, label,
+                              {**label_info, "seg_series": str(seg.SeriesInstanceUID), "pending": True})
+        except BaseException:
+            self.labels.release(image_id, tag, version)
+            raise
         self.flush_outbox()
         return image_id
 
@@ -270,12 +287,12 @@ class DicomWebStudyDatastore(StudyDatastore):
         """Send the SEGs waiting in the outbox, oldest first, until the PACS is unavailable.
         A SEG the PACS refuses for good (or an unreadable outbox file) is moved to
         ``outbox/refused/`` and logged, so it cannot block the labels behind it; its label
-        stays in the local cache. Returns how many were sent."""
+        stays in the local cache. Returns how many were sent. Called after each save and by
+        :meth:`start_outbox_sender`."""
         sent = 0
-        with self._lock:
-            for path in sorted(self.outbox.glob("*.dcm")):
+        with self._outbox_lock:
+            for path in self._outbox_entries():
                 study, tag, version = self._outbox_key(path)
-                meta_path = self.cache / study / "labels" / tag / f"v{version:04d}.json"
                 try:
                     self.client.store([pydicom.dcmread(path)])
                 except (PacsRefusedError, UnknownIdError, InvalidDicomError) as exc:
@@ -283,15 +300,41 @@ class DicomWebStudyDatastore(StudyDatastore):
                                  self.refused_dir, exc)
                     self.refused_dir.mkdir(exist_ok=True)
                     path.replace(self.refused_dir / path.name)
-                    write_json(meta_path, {**read_json(meta_path), "pending": False, "refused": str(exc)})
+                    self._mark_sent(study, tag, version, refused=str(exc))
                     continue
                 except PacsUnavailableError as exc:
                     logger.warning("label kept in the outbox, PACS unavailable: %s", exc)
                     break
-                write_json(meta_path, {**read_json(meta_path), "pending": False})
+                self._mark_sent(study, tag, version)
                 path.unlink()
                 sent += 1
         return sent
+
+    def _mark_sent(self, study: str, tag: str, version: int, refused: str | None = None) -> None:
+        if version in self.labels.versions(study, tag):
+            update = {"pending": False, **({"refused": refused} if refused else {})}
+            self.labels.update_info(study, tag, version, update)
+
+    def start_outbox_sender(self, interval_s: float = OUTBOX_INTERVAL_S) -> threading.Thread:
+        """Send the outbox every ``interval_s`` seconds from a daemon thread (what the server
+        runs), so labels saved while the PACS was down reach it without another save."""
+        def send_forever() -> None:
+            while not self._stopping.wait(interval_s):
+                if self._outbox_entries():
+                    try:
+                        self.flush_outbox()
+                    except Exception:  # the sender must outlive any one failure
+                        logger.exception("sending the outbox failed")
+        thread = threading.Thread(target=send_forever, name="pacs-outbox", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_outbox_sender(self) -> None:
+        self._stopping.set()
+
+    def _outbox_entries(self) -> list[Path]:
+        """The SEGs waiting in the outbox, oldest first (not those still being written)."""
+        return sorted(p for p in self.outbox.glob("*.dcm") if not p.name.startswith("."))
 
     @staticmethod
     def _outbox_key(path: Path) -> tuple[str, str, int]:
@@ -300,91 +343,61 @@ class DicomWebStudyDatastore(StudyDatastore):
         study, tag, version = rest.rsplit("-", 2)
         return study, tag, int(version[1:])
 
-    def _local_versions(self, image_id: str, tag: str) -> list[int]:
-        folder = self.cache / image_id / "labels" / tag
-        return sorted(int(f.name[1:5]) for f in folder.glob("v*.nii.gz")) if folder.exists() else []
+    def _pacs_versions(self, image_id: str, tag: str) -> dict[int, str]:
+        """Version -> SEG series UID of the label versions in the PACS."""
+        return {v["version"]: v["series"]
+                for v in self.study_record(image_id, offline_ok=True).labels.get(validate_tag(tag), [])}
 
-    def _next_version(self, image_id: str, tag: str) -> int:
-        pacs = [v["version"] for v in self.study_record(image_id, offline_ok=True).labels.get(tag, [])]
-        return max([0, *pacs, *self._local_versions(image_id, tag)]) + 1
-
-    def label_versions(self, image_id: str, tag: str) -> list[int]:
+    def label_versions(self, image_id: str, tag: str) -> list[LabelVersion]:
         """Versions known locally or in the PACS, oldest first."""
-        pacs = {v["version"] for v in self.study_record(image_id, offline_ok=True).labels.get(tag, [])}
-        return sorted(pacs | set(self._local_versions(image_id, tag)))
+        local = set(self.labels.versions(image_id, tag))
+        in_pacs = self._pacs_versions(image_id, tag)
+        return [self.labels.version_info(image_id, tag, v) if v in local
+                else LabelVersion(v, {"tag": tag, "seg_series": in_pacs[v], "pending": False})
+                for v in sorted(local | set(in_pacs))]
 
-    def get_label_uri(self, label_id: str, label_tag: str) -> str:
-        versions = self.label_versions(label_id, label_tag)
-        if not versions:
-            raise UnknownIdError(f"study '{label_id}' has no label with tag '{label_tag}'")
-        local = self.cache / label_id / "labels" / label_tag / f"v{versions[-1]:04d}.nii.gz"
+    def label_version_uri(self, image_id: str, tag: str, version: int) -> str:
+        local = self.labels.path(image_id, tag, version)
         if not local.exists():
-            self._fetch_label(label_id, label_tag, versions[-1], local)
+            series = self._pacs_versions(image_id, tag).get(version)
+            if series is None:
+                raise UnknownIdError(f"study '{image_id}' has no version {version} of its '{tag}' label")
+            self._fetch_label(image_id, tag, version, series)
         return str(local)
 
-    def _fetch_label(self, image_id: str, tag: str, version: int, target: Path) -> None:
-        entry = next(v for v in self.study_record(image_id).labels[tag] if v["version"] == version)
-        seg = self.client.retrieve_series(image_id, entry["series"])[0]
+    def _fetch_label(self, image_id: str, tag: str, version: int, series: str) -> None:
+        seg = self.client.retrieve_series(image_id, series)[0]
         labels = seg_to_label(seg, self._t1c_headers(image_id))
         reference = sitk.ReadImage(self.get_image_uri(image_id))
         image = sitk.GetImageFromArray(labels)
         image.CopyInformation(reference)
-        with atomic_path(target, suffix=".nii.gz") as tmp:
-            sitk.WriteImage(image, str(tmp), useCompression=True)
+        self.labels.write(image_id, tag, version, image, {"seg_series": series, "pending": False,
+                                                          "source": "pacs"})
 
     def label_tags(self, image_id: str) -> list[str]:
-        tags = set(self.study_record(image_id, offline_ok=True).labels)
-        folder = self.cache / image_id / "labels"
-        if folder.exists():
-            tags |= {p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("v*.nii.gz"))}
-        return sorted(tags)
-
-    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
-        versions = self.label_versions(label_id, label_tag)
-        if not versions:
-            raise UnknownIdError(f"study '{label_id}' has no label with tag '{label_tag}'")
-        meta = read_json(self.cache / label_id / "labels" / label_tag / f"v{versions[-1]:04d}.json")
-        return {**meta, "version": versions[-1], "versions": len(versions)}
+        return sorted(set(self.study_record(image_id, offline_ok=True).labels) | set(self.labels.tags(image_id)))
 
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        version = self.get_label_info(label_id, label_tag)["version"]
-        path = self.cache / label_id / "labels" / label_tag / f"v{version:04d}.json"
-        write_json(path, {**read_json(path), **info})
+        version = self.latest_label(label_id, label_tag).version
+        self.label_version_uri(label_id, label_tag, version)  # a version only in the PACS is fetched first
+        self.labels.update_info(label_id, label_tag, version, info)
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         raise ConflictError("label versions are kept in the PACS; save a new version instead")
 
-    def datalist(self) -> list[dict[str, Any]]:
-        pairs = []
-        for uid in self.get_labeled_images(DefaultLabelTag.FINAL.value):
-            try:
-                pairs.append({"case_id": uid, "image": str(self.study_path(uid)),
-                              "label": self.get_label_uri(uid, DefaultLabelTag.FINAL.value)})
-            except MissingSequenceError:
-                continue
-        return pairs
+    def study_problem(self, image_id: str) -> str | None:
+        return self.study_record(image_id, offline_ok=True).problem
 
     def get_dataset_archive(self, limit_cases: int | None) -> str:
         raise ConflictError("export a dataset from the PACS itself")
 
     def status(self) -> dict[str, Any]:
         """Counts, from the cache when the PACS is unavailable (``pacs_available`` says which)."""
-        tags: dict[str, int] = {}
         try:
             uids, available = self.list_images(), True
         except PacsUnavailableError:
             uids, available = self.list_images(offline_ok=True), False
-        for uid in uids:
-            for tag in self.label_tags(uid):
-                tags[tag] = tags.get(tag, 0) + 1
-        return {"total": len(uids), "completed": tags.get(DefaultLabelTag.FINAL.value, 0), "label_tags": tags,
-                "outbox": len(list(self.outbox.glob("*.dcm"))),
+        tags = self.label_counts(uids)
+        return {"total": len(uids), "completed": tags.get(FINAL, 0), "label_tags": tags,
+                "outbox": len(self._outbox_entries()),
                 "outbox_refused": len(list(self.refused_dir.glob("*.dcm"))), "pacs_available": available}
-
-    def json(self) -> dict[str, Any]:
-        objects = {}
-        for uid in self.list_images():
-            objects[uid] = {"image": self.get_image_info(uid),
-                            "labels": {tag: {"versions": len(self.label_versions(uid, tag))} for tag in self.label_tags(uid)}}
-        return {"name": self._name, "description": self._description, "objects": objects}
-

@@ -25,23 +25,25 @@ from pathlib import Path
 from typing import Any
 
 import SimpleITK as sitk
-from monailabel.interfaces.datastore import DefaultLabelTag
 
 from lib.atomic import atomic_path, read_json, write_json
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
-from lib.datastore.base import StudyDatastore
-from lib.errors import ConflictError, InputError, InvalidLabelError, UnknownIdError
+from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, UnknownIdError
 from lib.transforms import Grid, read_image
 from lib.transforms.io import IMAGE_EXTENSIONS, LABEL_SUFFIX, check_label, find_case_files, split_channels
+
+from .base import FINAL, StudyDatastore
+from .labels import TAG_PATTERN, LabelFolder, LabelVersion, unused_path, validate_image_id, validate_tag
 
 logger = logging.getLogger(__name__)
 
 LABELS_DIR = "labels"
 META_DIR = ".braintumorlabel"
-_VERSION_WIDTH = 4
 #: how old the folder listing may be before ``list_images`` rescans it (seconds)
 RESCAN_S = 5.0
 _IMPORTED = "imported"
+#: The version number of a case folder's own ``-seg`` file when case labels are imported.
+_IMPORTED_VERSION = 0
 
 
 def _strip_image_extension(name: str) -> str | None:
@@ -60,6 +62,7 @@ class StudyFolderDatastore(StudyDatastore):
             raise UnknownIdError(f"studies folder '{self.root}' does not exist")
         self.import_case_labels = import_case_labels
         self.read_only = read_only
+        self.labels = LabelFolder(self.root / LABELS_DIR)
         self._lock = threading.RLock()
         self._studies: dict[str, Path] = {}
         self._scanned = 0.0
@@ -87,8 +90,8 @@ class StudyFolderDatastore(StudyDatastore):
             self.refresh()
         return sorted(self._studies)
 
-    def study_path(self, image_id: str) -> Path:
-        """The case folder or 4-channel file of a study: what the preprocessing reads."""
+    def _known(self, image_id: str) -> Path:
+        """The case folder or 4-channel file of a study, complete or not."""
         try:
             return self._studies[image_id]
         except KeyError:
@@ -97,29 +100,34 @@ class StudyFolderDatastore(StudyDatastore):
                 return self._studies[image_id]
             raise UnknownIdError(f"unknown image id '{image_id}'") from None
 
+    def study_path(self, image_id: str) -> Path:
+        """The case folder or 4-channel file of a study: what the preprocessing reads."""
+        path = self._known(image_id)
+        problem = self.study_problem(image_id)
+        if problem:
+            raise MissingSequenceError(problem, image_id)
+        return path
+
     def get_image_uri(self, image_id: str) -> str:
         """The reference (t1c) file of a case folder, or the 4-channel file: what a viewer
         downloads, and the grid labels are stored on."""
-        path = self.study_path(image_id)
+        path = self._known(image_id)
         if path.is_file():
             return str(path)
         files = find_case_files(path, image_id)
         assert files.sequences is not None
         return str(files.sequences[REFERENCE_SEQUENCE])
 
-    def get_image(self, image_id: str, params: dict[str, Any] | None = None) -> Any:
-        return open(self.get_image_uri(image_id), "rb")  # noqa: SIM115 - the caller streams and closes it
-
     def study_problem(self, image_id: str) -> str | None:
         """Why a study cannot be segmented (a missing or ambiguous sequence), or None."""
         try:
-            find_case_files(self.study_path(image_id), image_id)
+            find_case_files(self._known(image_id), image_id)
         except InputError as exc:
             return exc.problem
         return None
 
     def get_image_info(self, image_id: str) -> dict[str, Any]:
-        path = self.study_path(image_id)
+        path = self._known(image_id)
         info: dict[str, Any] = {"name": image_id, "path": str(path),
                                 "layout": "4-channel file" if path.is_file() else "case folder"}
         problem = self.study_problem(image_id)
@@ -133,7 +141,7 @@ class StudyFolderDatastore(StudyDatastore):
         return info
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
-        self.study_path(image_id)
+        self._known(image_id)
         with self._lock:
             path = self._image_info_path(image_id)
             merged = {**read_json(path), **info}
@@ -143,7 +151,7 @@ class StudyFolderDatastore(StudyDatastore):
         """Add an uploaded 4-channel image as a new study. Validated first (readable, four 3D
         channels); an existing id raises :class:`ConflictError`; nothing is overwritten."""
         self._check_writable()
-        image_id = self._safe_id(image_id)
+        image_id = validate_image_id(image_id)
         src = Path(image_filename)
         split_channels(read_image(src, image_id), image_id, src.name)
         ext = next((e for e in IMAGE_EXTENSIONS if src.name.lower().endswith(e)), ".nii.gz")
@@ -163,38 +171,30 @@ class StudyFolderDatastore(StudyDatastore):
         """Move a study and its labels under ``.braintumorlabel/removed`` (recoverable)."""
         self._check_writable()
         with self._lock:
-            path = self.study_path(image_id)
-            trash = _unused_path(self.root / META_DIR / "removed" / image_id)
+            path = self._known(image_id)
+            trash = unused_path(self.root / META_DIR / "removed" / image_id)
             trash.mkdir(parents=True)
             shutil.move(str(path), trash / path.name)
-            for tag in self._tags():
-                tag_dir = self._label_dir(image_id, tag)
-                if tag_dir.exists():
-                    shutil.move(str(tag_dir), trash / f"labels-{tag}")
+            for tag_dir in self.labels.root.iterdir() if self.labels.root.is_dir() else []:
+                folder = tag_dir / image_id
+                if TAG_PATTERN.fullmatch(tag_dir.name) and folder.is_dir():
+                    shutil.move(str(folder), trash / f"labels-{tag_dir.name}")
             del self._studies[image_id]
 
     # ---- labels
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         """Validate and store a label as the next version for ``label_tag``; returns the label id
-        (the image id). Raises :class:`UnknownIdError` or :class:`InvalidLabelError`; on any
-        error nothing is stored."""
+        (the image id). Raises :class:`UnknownIdError`, :class:`InvalidLabelError` or
+        :class:`InputError` (a bad tag); on any error nothing is stored."""
         self._check_writable()
-        label_tag = self._safe_id(label_tag or DefaultLabelTag.FINAL.value)
+        tag = validate_tag(label_tag or FINAL)
         label = self._validated_label(image_id, Path(label_filename))
-        with self._lock:
-            folder = self._label_dir(image_id, label_tag)
-            folder.mkdir(parents=True, exist_ok=True)
-            version = self._next_version(folder)
-            stem = folder / f"v{version:0{_VERSION_WIDTH}d}"
-            with atomic_path(stem.with_suffix(".nii.gz"), suffix=".nii.gz") as tmp:
-                sitk.WriteImage(label, str(tmp), useCompression=True)
-            info = {**label_info, "version": version, "tag": label_tag, "ts": int(time.time())}
-            write_json(stem.with_suffix(".json"), info)
-        logger.info("saved label '%s' version %d for '%s'", label_tag, version, image_id)
+        saved = self.labels.save(image_id, tag, label, label_info)
+        logger.info("saved label '%s' version %d for '%s'", tag, saved.version, image_id)
         return image_id
 
     def _validated_label(self, image_id: str, path: Path) -> sitk.Image:
-        study = self.study_path(image_id)
+        study = self._known(image_id)
         try:
             label = read_image(path, image_id)
         except InputError as exc:
@@ -212,69 +212,40 @@ class StudyFolderDatastore(StudyDatastore):
         reader.ReadImageInformation()
         return _grid_image(reader)
 
-    def label_versions(self, image_id: str, tag: str) -> list[dict[str, Any]]:
-        """Every stored version of a label, oldest first: ``{"version", "path", **info}``."""
-        self.study_path(image_id)
-        folder = self._label_dir(image_id, tag)
-        versions = []
-        for f in sorted(folder.glob("v*.nii.gz")) if folder.exists() else []:
-            info = read_json(f.with_name(f.name.replace(".nii.gz", ".json")))
-            versions.append({**info, "version": int(f.name[1:1 + _VERSION_WIDTH]), "path": str(f)})
-        if not versions and tag == DefaultLabelTag.FINAL.value and self.import_case_labels:
-            seg = self._case_label(image_id)
-            if seg is not None:
-                versions.append({"version": 0, "path": str(seg), "source": _IMPORTED})
+    def label_versions(self, image_id: str, tag: str) -> list[LabelVersion]:
+        self._known(image_id)
+        versions = [self.labels.version_info(image_id, tag, v) for v in self.labels.versions(image_id, tag)]
+        if not versions and tag == FINAL and self._case_label(image_id) is not None:
+            versions.append(LabelVersion(_IMPORTED_VERSION, {"source": _IMPORTED}))
         return versions
 
+    def label_version_uri(self, image_id: str, tag: str, version: int) -> str:
+        self._known(image_id)
+        if version == _IMPORTED_VERSION and tag == FINAL and (case_label := self._case_label(image_id)):
+            return str(case_label)
+        if version not in self.labels.versions(image_id, tag):
+            raise UnknownIdError(f"image '{image_id}' has no version {version} of its '{tag}' label")
+        return str(self.labels.path(image_id, tag, version))
+
     def _case_label(self, image_id: str) -> Path | None:
+        """The ``<id>-seg`` file of a case folder, when case labels are imported."""
         study = self._studies.get(image_id)
-        if study is None or not study.is_dir():
+        if not self.import_case_labels or study is None or not study.is_dir():
             return None
         return next((f for f in sorted(study.iterdir())
                      if (_strip_image_extension(f.name) or "").endswith("-" + LABEL_SUFFIX)), None)
 
-    def get_label_uri(self, label_id: str, label_tag: str) -> str:
-        versions = self.label_versions(label_id, label_tag)
-        if not versions:
-            raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
-        return versions[-1]["path"]
-
-    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
-        versions = self.label_versions(label_id, label_tag)
-        if not versions:
-            raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
-        return {**versions[-1], "versions": len(versions)}
-
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        latest = self.get_label_info(label_id, label_tag)
-        if latest.get("source") == _IMPORTED:
+        latest = self.latest_label(label_id, label_tag)
+        if latest.info.get("source") == _IMPORTED:
             raise ConflictError(f"label '{label_id}' is an imported case file; its info cannot be changed")
-        with self._lock:
-            path = Path(latest["path"])
-            meta = path.with_name(path.name.replace(".nii.gz", ".json"))
-            write_json(meta, {**read_json(meta), **info})
+        self.labels.update_info(label_id, label_tag, latest.version, info)
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         """Move every version of a label under ``labels/.removed`` (recoverable)."""
         self._check_writable()
-        with self._lock:
-            folder = self._label_dir(label_id, label_tag)
-            if not folder.exists():
-                raise UnknownIdError(f"image '{label_id}' has no label with tag '{label_tag}'")
-            trash = _unused_path(self.root / LABELS_DIR / ".removed" / label_tag / label_id)
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(folder), trash)
-
-    def datalist(self) -> list[dict[str, Any]]:
-        """Training pairs: ``{"case_id", "image": <study path>, "label": <latest final label>}``
-        for studies that can be segmented and have a ``final`` label."""
-        pairs = []
-        for image_id in self.get_labeled_images(DefaultLabelTag.FINAL.value):
-            if self.study_problem(image_id):
-                continue
-            pairs.append({"case_id": image_id, "image": str(self.study_path(image_id)),
-                          "label": self.get_label_uri(image_id, DefaultLabelTag.FINAL.value)})
-        return pairs
+        self._known(label_id)
+        self.labels.move_aside(label_id, label_tag, self.root / LABELS_DIR / ".removed")
 
     def get_dataset_archive(self, limit_cases: int | None) -> str:
         """A zip of the studies that have a ``final`` label, each with its latest label."""
@@ -290,67 +261,19 @@ class StudyFolderDatastore(StudyDatastore):
                 zf.write(pair["label"], f"labels/final/{pair['case_id']}.nii.gz")
         return str(archive)
 
-    def status(self) -> dict[str, Any]:
-        tags: dict[str, int] = {}
-        for image_id in self.list_images():
-            for tag in self.label_tags(image_id):
-                tags[tag] = tags.get(tag, 0) + 1
-        return {"total": len(self._studies), "completed": tags.get(DefaultLabelTag.FINAL.value, 0),
-                "label_tags": tags}
-
-    def json(self) -> dict[str, Any]:
-        objects = {}
-        for image_id in self.list_images():
-            labels = {}
-            for tag in self.label_tags(image_id):
-                versions = self.label_versions(image_id, tag)
-                labels[tag] = {"info": versions[-1], "versions": len(versions)}
-            objects[image_id] = {"image": self.get_image_info(image_id), "labels": labels}
-        return {"name": self._name, "description": self._description, "base_path": str(self.root),
-                "objects": objects}
-
-    # ---- helpers
-    def _tags(self) -> list[str]:
-        base = self.root / LABELS_DIR
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if base.exists() else []
-
     def label_tags(self, image_id: str) -> list[str]:
-        tags = [t for t in self._tags() if any(self._label_dir(image_id, t).glob("v*.nii.gz"))]
-        if (self.import_case_labels and DefaultLabelTag.FINAL.value not in tags
-                and self._case_label(image_id) is not None):
-            tags.append(DefaultLabelTag.FINAL.value)
+        tags = set(self.labels.tags(image_id))
+        if self._case_label(image_id) is not None:
+            tags.add(FINAL)
         return sorted(tags)
 
-    def _label_dir(self, image_id: str, tag: str) -> Path:
-        # every label path goes through here: ids and tags from requests never leave the root
-        return self.root / LABELS_DIR / self._safe_id(tag) / self._safe_id(image_id)
-
+    # ---- helpers
     def _image_info_path(self, image_id: str) -> Path:
-        return self.root / META_DIR / "images" / f"{image_id}.json"
-
-    @staticmethod
-    def _next_version(folder: Path) -> int:
-        existing = [int(f.name[1:1 + _VERSION_WIDTH]) for f in folder.glob("v*.nii.gz")]
-        return max(existing, default=0) + 1
-
-    @staticmethod
-    def _safe_id(value: str) -> str:
-        if not value or value.startswith(".") or "/" in value or "\\" in value or value == LABELS_DIR:
-            raise InputError(f"'{value}' is not a valid id (no slashes, not starting with '.')")
-        return value
+        return self.root / META_DIR / "images" / f"{validate_image_id(image_id)}.json"
 
     def _check_writable(self) -> None:
         if self.read_only:
             raise ConflictError("the datastore is read-only")
-
-
-
-def _unused_path(stem: Path) -> Path:
-    """``<stem>-<time>`` or, when that exists (two removals in one second), ``<stem>-<time>-2``..."""
-    base = f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}"
-    candidates = (Path(base if n == 1 else f"{base}-{n}") for n in range(1, 10_000))
-    return next(p for p in candidates if not p.exists())
 
 
 def _grid_image(reader: sitk.ImageFileReader) -> sitk.Image:

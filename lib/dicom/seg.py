@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
-# highdicom 0.22, the last release on pydicom 2 (which monailabel's pydicom-seg needs),
-# still names np.float_, an alias NumPy 2 removed; restore the alias before importing it.
-if not hasattr(np, "float_"):
-    np.float_ = np.float64  # type: ignore[attr-defined]
+from lib.compat import highdicom_on_numpy2
+
+highdicom_on_numpy2()  # before highdicom is imported: see lib/compat.py
 
 import highdicom as hd  # noqa: E402
 import pydicom
@@ -41,6 +41,8 @@ class SegmentSpec:
     rgb: tuple[int, int, int]
 
 
+#: Algorithm family of model output (CID 7162).
+ARTIFICIAL_INTELLIGENCE: Code = cast(Any, codes).cid7162.ArtificialIntelligence
 MORPHOLOGICALLY_ALTERED = Code("49755003", "SCT", "Morphologically Altered Structure")
 SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec(NCR, "NCR", "Necrotic and non-enhancing tumor core", Code("6574001", "SCT", "Necrosis"),
@@ -78,7 +80,7 @@ def label_to_seg(label: np.ndarray, source: Sequence[pydicom.Dataset], *, manual
     if not np.isin(values, [0, NCR, ED, ET]).all():
         raise InvalidLabelError(f"label has values outside {{0, 1, 2, 3}}: {values[:10].tolist()}")
     algorithm_id = None if manual else hd.AlgorithmIdentificationSequence(
-        name=algorithm, version=algorithm_version, family=codes.cid7162.ArtificialIntelligence)
+        name=algorithm, version=algorithm_version, family=ARTIFICIAL_INTELLIGENCE)
     descriptions = []
     for spec in SEGMENTS:
         description = hd.seg.SegmentDescription(

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from lib.errors import ModelUnavailableError
 from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
-from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_small_lesions
+from lib.postprocessing import label_volumes_ml, postprocess
 from lib.transforms import build_preprocessing, restore_label
 
 logger = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ class TumorSegmenter:
     and reloaded when its file changes, so a model published by training is used from the
     next request on, without a restart."""
 
-    def __init__(self, checkpoints: Sequence[str | Path], settings: PredictionSettings = PredictionSettings()) -> None:
+    def __init__(self, checkpoints: Sequence[str | Path], settings: PredictionSettings | None = None) -> None:
         self.candidates = [Path(p) for p in checkpoints]
-        self.settings = settings
+        self.settings = settings or PredictionSettings()
         self._loaded: tuple[Path, int] | None = None
         self._checkpoint: Checkpoint | None = None
         self._lock = threading.Lock()
@@ -90,7 +90,7 @@ class TumorSegmenter:
         seconds["infer"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        labels = remove_small_lesions(regions_to_labels(regions), (model.spacing_mm,) * 3)
+        labels = postprocess(regions, (model.spacing_mm,) * 3)
         label = restore_label(labels, data["geometry"], data.get("case_id"))
         volumes = label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
         seconds["postprocess"] = time.perf_counter() - t0

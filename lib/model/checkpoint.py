@@ -30,18 +30,18 @@ class Checkpoint:
     version: str
     landmarks: NyulLandmarks | None
     roi_size: tuple[int, int, int]
-    spacing_mm: float = 1.0
+    spacing_mm: float
     training: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
 
 def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpec, *, version: str,
-                    landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int], spacing_mm: float = 1.0,
+                    landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int], spacing_mm: float,
                     training: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically at ``path`` (replacing an older file in one step).
     ``spacing_mm``: the isotropic working resolution the network sees (preprocessing
     resamples to it); ``roi_size``: the sliding window in voxels at that resolution."""
-    module = network.module if hasattr(network, "module") else network  # unwrap DistributedDataParallel
+    module = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in module.state_dict().items()}
     payload = {
@@ -75,5 +75,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     landmarks = NyulLandmarks.from_dict(payload["landmarks"]) if payload.get("landmarks") else None
     return Checkpoint(network=network, spec=spec, version=str(payload["version"]), landmarks=landmarks,
                       roi_size=tuple(int(v) for v in payload["roi_size"]),  # type: ignore[arg-type]
-                      spacing_mm=float(payload.get("spacing_mm", 1.0)),
+                      spacing_mm=float(payload.get("spacing_mm", 1.0)),  # files from before it was recorded: 1 mm
                       training=dict(payload.get("training") or {}), path=path)

@@ -37,7 +37,7 @@ class NetworkSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any]) -> "NetworkSpec":
+    def from_dict(cls, obj: dict[str, Any]) -> NetworkSpec:
         known = {k: v for k, v in obj.items() if k in cls.__dataclass_fields__}
         for key in ("blocks_down", "blocks_up"):
             if key in known:

@@ -57,7 +57,7 @@ class PacsConfig:
             object.__setattr__(self, "password", self.password or parts.password)
 
     @classmethod
-    def from_environment(cls, url: str, credentials_file: str | None = None, **overrides: Any) -> "PacsConfig":
+    def from_environment(cls, url: str, credentials_file: str | None = None, **overrides: Any) -> PacsConfig:
         """Credentials from ``credentials_file`` (``username:password``) or the environment."""
         if credentials_file:
             try:
@@ -79,7 +79,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self.timeout_s = timeout_s
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout_s)
         return super().request(*args, **kwargs)
 

@@ -66,6 +66,15 @@ class OrthancSandbox:
             self.request("/instances", f.read_bytes(), "POST")
         return len(files)
 
+    def delete_series(self, modality: str) -> int:
+        """Delete every series of ``modality`` (e.g. ``SEG``: reset the labels of a demo or a
+        test); returns how many were deleted."""
+        query = json.dumps({"Level": "Series", "Query": {"Modality": modality}}).encode()
+        found = json.loads(self.request("/tools/find", query, "POST", content_type="application/json"))
+        for orthanc_id in found:
+            self.request(f"/series/{orthanc_id}", method="DELETE")
+        return len(found)
+
     def pause(self) -> None:
         """Freeze Orthanc (SIGSTOP): connections open but nothing answers, like a hung PACS."""
         self.process.send_signal(signal.SIGSTOP)
@@ -84,7 +93,7 @@ class OrthancSandbox:
                 self.process.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "OrthancSandbox":
+    def __enter__(self) -> OrthancSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

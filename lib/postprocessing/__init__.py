@@ -2,11 +2,13 @@
 
 from .regions import (
     REGION_ORDER,
-    RegionsToLabelsd,
     label_volumes_ml,
     labels_to_regions,
+    postprocess,
     regions_to_labels,
+    remove_coreless_lesions,
     remove_small_lesions,
 )
 
-__all__ = ["REGION_ORDER", "RegionsToLabelsd", "label_volumes_ml", "labels_to_regions", "regions_to_labels", "remove_small_lesions"]
+__all__ = ["REGION_ORDER", "label_volumes_ml", "labels_to_regions", "postprocess", "regions_to_labels",
+           "remove_coreless_lesions", "remove_small_lesions"]

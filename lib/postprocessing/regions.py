@@ -7,11 +7,9 @@ then the rest of TC is NCR, then the rest of WT is ED.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from monai.transforms import MapTransform
 from scipy import ndimage
 
 from lib.brats import ED, ET, LABEL_NAMES, NCR, REGIONS
@@ -65,6 +63,32 @@ def remove_small_lesions(labels: np.ndarray, spacing_mm: Sequence[float], min_tu
     return out
 
 
+def remove_coreless_lesions(labels: np.ndarray) -> np.ndarray:
+    """Drop whole-tumor components that hold no tumor core (NCR or ET): edema without a tumor
+    is not a lesion. Grounded in the reference labels: over the 14 real BraTS cases used here,
+    core-less components are at most 0.72 mL (0.3 %) of a case's whole tumor, while the model's
+    false positives in normal FLAIR-bright tissue (cortex, ventricle lining) are mostly edema
+    alone. When no component has a core the labels are returned unchanged (a tumor whose core
+    was missed is still shown). Connectivity: 26-neighbourhood. Returns a new uint8 array."""
+    out = np.array(labels, np.uint8, copy=True)
+    components, n = ndimage.label(out > 0, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return out
+    with_core = np.unique(components[(out == NCR) | (out == ET)])
+    with_core = with_core[with_core > 0]
+    if with_core.size == 0:
+        return out
+    out[(components > 0) & ~np.isin(components, with_core)] = 0
+    return out
+
+
+def postprocess(regions: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
+    """The served postprocessing, (3, X, Y, Z) region probabilities -> uint8 labels (X, Y, Z):
+    nested labels (:func:`regions_to_labels`), small-lesion cleanup, then core-less lesions
+    removed. Training validates through the same function."""
+    return remove_coreless_lesions(remove_small_lesions(regions_to_labels(regions), spacing_mm))
+
+
 def label_volumes_ml(labels: np.ndarray, spacing_mm: Sequence[float]) -> dict[str, float]:
     """Volumes in mL of NCR, ED, ET and of the regions TC (1+3) and WT (1+2+3)."""
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
@@ -74,24 +98,3 @@ def label_volumes_ml(labels: np.ndarray, spacing_mm: Sequence[float]) -> dict[st
                     for name, values in REGIONS.items() if name != "ET"})
     return {k: round(v, 3) for k, v in volumes.items()}
 
-
-class RegionsToLabelsd(MapTransform):
-    """Reads ``data[key]``: (3, X, Y, Z) region probabilities (numpy or torch) in
-    ``REGION_ORDER``; writes ``data[key]`` as uint8 labels (1, X, Y, Z), cleaned by
-    :func:`remove_small_lesions` at ``spacing_mm``."""
-
-    def __init__(self, keys: Sequence[str] = ("pred",), threshold: float = 0.5,
-                 spacing_mm: Sequence[float] = (1.0, 1.0, 1.0), min_tumor_ml: float = 0.1,
-                 min_enhancing_ml: float = 0.05) -> None:
-        super().__init__(keys)
-        self.threshold, self.spacing_mm = threshold, tuple(spacing_mm)
-        self.min_tumor_ml, self.min_enhancing_ml = min_tumor_ml, min_enhancing_ml
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            value = d[key]
-            regions = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-            labels = regions_to_labels(regions, self.threshold)
-            d[key] = remove_small_lesions(labels, self.spacing_mm, self.min_tumor_ml, self.min_enhancing_ml)[None]
-        return d

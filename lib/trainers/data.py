@@ -44,8 +44,8 @@ CACHE_VERSION = 1
 
 @dataclass
 class PreparedCase:
-    """One preprocessed case in memory: ``image`` float32 (4, X, Y, Z) un-normalised 1 mm RAS,
-    ``label`` uint8 (1, X, Y, Z), ``brain_mask`` uint8 (1, X, Y, Z)."""
+    """One preprocessed case in memory, on the RAS working grid: ``image`` float32 (4, X, Y, Z)
+    un-normalised, ``label`` uint8 (1, X, Y, Z), ``brain_mask`` uint8 (1, X, Y, Z)."""
 
     case_id: str
     image: np.ndarray
@@ -63,7 +63,7 @@ def _cache_key(case: dict[str, Any], spacing_mm: float) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def prepare_case(case: dict[str, Any], cache_dir: str | Path | None = None, spacing_mm: float = 1.0) -> PreparedCase:
+def prepare_case(case: dict[str, Any], cache_dir: str | Path | None, spacing_mm: float) -> PreparedCase:
     """Preprocess one labelled case onto a ``spacing_mm`` grid without intensity normalisation
     (landmarks are learned from these), reusing ``cache_dir/<id>-<key>.npz`` when the source
     files are unchanged."""

@@ -1,6 +1,14 @@
-"""The training loop: region-based SegResNet training with fixed validation and atomic
-publication of the best checkpoint. Runs on one CPU/GPU, or on several GPUs with
+"""The training loop: region-based SegResNet training with a fixed validation set.
+
+The best epoch (by mean validation Dice over WT, TC, ET) is written as a *candidate*
+checkpoint; whether it replaces the served model is decided afterwards, by
+:func:`lib.trainers.run.run_training`. The run's state is saved after every epoch, so a run
+that was killed, or stopped by its time limit, resumes where it was when started again with
+the same version. Runs on one CPU/GPU, or on several GPUs with
 ``torch.distributed`` (one process per GPU, DistributedDataParallel).
+
+One run is four named steps: :func:`_set_up`, then per epoch :func:`_train_epoch` and
+:func:`_validate_and_keep_best`, until :func:`_should_stop`.
 """
 
 from __future__ import annotations
@@ -9,8 +17,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +29,29 @@ import torch.multiprocessing as mp
 from monai.losses import DiceCELoss
 from monai.utils import set_determinism
 
-from lib.atomic import write_json
+from lib.atomic import atomic_path, write_json
+from lib.evaluation import mean_score, region_dice
 from lib.model import NetworkSpec, PredictionSettings, build_network, load_checkpoint, predict_regions, save_checkpoint
+from lib.model.predict import autocast, select_device
 from lib.net import free_loopback_port
-from lib.postprocessing import REGION_ORDER, labels_to_regions, regions_to_labels, remove_small_lesions
+from lib.postprocessing import REGION_ORDER, postprocess
 from lib.transforms import NyulLandmarks
 
+from .config import TrainConfig
 from .data import PatchDataset, PreparedCase, normalize_case
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainConfig:
-    """Settings of one training run.
-
-    One epoch is ``steps_per_epoch`` optimiser steps of ``batch_size`` patches of
-    ``roi_size`` voxels at ``spacing_mm`` (the working resolution, stored in the checkpoint);
-    default steps: enough to see each training case once.
-    Validation every ``val_every`` epochs on whole cases. ``time_limit_s`` stops after
-    the epoch in which the limit is passed. ``init_from``: checkpoint to fine-tune
-    (its spec and landmarks are kept); otherwise a new network of ``spec``.
-    ``world_size`` > 1 starts that many processes (``backend`` "nccl" on GPUs, "gloo" on CPU).
-    """
-
-    max_epochs: int = 20
-    steps_per_epoch: int | None = None
-    batch_size: int = 2
-    samples_per_case: int = 2
-    roi_size: tuple[int, int, int] = (96, 96, 96)
-    val_roi_size: tuple[int, int, int] = (128, 128, 128)
-    spacing_mm: float = 1.0
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    val_every: int = 1
-    seed: int = 0
-    device: str = "auto"
-    mixed_precision: bool = True
-    num_threads: int | None = None
-    num_workers: int = 1
-    time_limit_s: float | None = None
-    init_from: str | None = None
-    spec: NetworkSpec = field(default_factory=NetworkSpec)
-    world_size: int = 1
-    backend: str = "nccl"
-
-
-@dataclass
 class TrainResult:
-    """What a run did: per-region validation Dice of the best epoch and the whole history."""
+    """What a run did: per-region validation Dice of the best epoch, the candidate checkpoint
+    holding it (None when no epoch was kept), and the whole history."""
 
     best_dice: dict[str, float]
     best_epoch: int
     epochs: int
-    checkpoint: str | None
+    candidate: str | None
     train_cases: list[str]
     val_cases: list[str]
     duration_s: float
@@ -82,65 +59,115 @@ class TrainResult:
     stopped_by: str
 
 
-def region_dice(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict[str, float]:
-    """Dice of WT, TC, ET between two label maps (X, Y, Z); 1.0 when a region is absent in both."""
-    p, t = labels_to_regions(pred_labels) > 0, labels_to_regions(true_labels) > 0
-    out = {}
-    for i, name in enumerate(REGION_ORDER):
-        denom = p[i].sum() + t[i].sum()
-        out[name] = 1.0 if denom == 0 else float(2.0 * (p[i] & t[i]).sum() / denom)
-    return out
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes: the best epoch (``candidate``), its resumable state after every
+    epoch (``state``) and, optionally, a JSON progress record for status queries."""
+
+    candidate: Path
+    state: Path
+    progress: Path | None = None
+
+    @classmethod
+    def next_to(cls, candidate: str | Path, progress: str | Path | None = None) -> RunPaths:
+        candidate = Path(candidate)
+        return cls(candidate, candidate.with_name(candidate.name + ".state"), Path(progress) if progress else None)
 
 
 def validate(network: torch.nn.Module, cases: Sequence[PreparedCase], settings: PredictionSettings,
-             spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
-    """Mean Dice per region over whole validation cases (at the working resolution, whose
-    voxel size is ``spacing`` mm), through the deployed postprocessing."""
+             spacing_mm: float) -> dict[str, float]:
+    """Mean Dice per region over whole validation cases on the working grid (``spacing_mm``
+    voxels), through the deployed postprocessing."""
     scores = []
     for case in cases:
-        labels = remove_small_lesions(regions_to_labels(predict_regions(network, case.image, settings)), spacing)
+        labels = postprocess(predict_regions(network, case.image, settings), (spacing_mm,) * 3)
         scores.append(region_dice(labels, case.label[0]))
     return {name: float(np.mean([s[name] for s in scores])) for name in REGION_ORDER} if scores else {}
 
 
 def train(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase], config: TrainConfig,
-          checkpoint_path: str | Path, *, landmarks: NyulLandmarks | None, version: str,
-          progress_path: str | Path | None = None, extra_record: dict[str, Any] | None = None) -> TrainResult:
-    """Train, validate every ``val_every`` epochs, and publish the best checkpoint atomically
-    at ``checkpoint_path``. Cases are un-normalised (:func:`lib.trainers.data.prepare_case`);
-    ``landmarks`` (Nyúl, or None for z-score only) are applied here and stored in the
-    checkpoint. ``progress_path``: JSON written after every epoch (for status queries)."""
+          paths: RunPaths, *, landmarks: NyulLandmarks | None, version: str,
+          extra_record: dict[str, Any] | None = None) -> TrainResult:
+    """Train, validate every ``config.val_every`` epochs, and keep the best epoch at
+    ``paths.candidate``. Cases are un-normalised (:func:`lib.trainers.data.prepare_case`);
+    ``landmarks`` (Nyúl, or None for z-score only) are applied here and stored with the
+    weights. A state saved by an earlier run of the same ``version`` is resumed."""
     if not train_cases:
         raise ValueError("no training cases")
-    args = (list(train_cases), list(val_cases), config, str(checkpoint_path), landmarks, version,
-            str(progress_path) if progress_path else None, extra_record or {})
+    args = (list(train_cases), list(val_cases), config, paths, landmarks, version, extra_record or {})
     if config.world_size > 1:
         port = free_loopback_port()
         with mp.get_context("spawn").Manager() as manager:
             results = manager.dict()
-            mp.start_processes(_run, args=(config.world_size, port, results, *args), nprocs=config.world_size,
-                               start_method="spawn")
+            mp.start_processes(_run_process, args=(config.world_size, port, results, *args),
+                               nprocs=config.world_size, start_method="spawn")
             return results[0]
-    return _run(0, 1, None, None, *args)
+    return _run(_set_up(0, 1, *args))
 
 
-def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases: list[PreparedCase],
-         val_cases: list[PreparedCase], config: TrainConfig, checkpoint_path: str,
-         landmarks: NyulLandmarks | None, version: str, progress_path: str | None,
-         extra_record: dict[str, Any]) -> TrainResult:
-    distributed = world_size > 1
-    if distributed:
-        dist.init_process_group(config.backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                                world_size=world_size)
+def _run_process(rank: int, world_size: int, port: int, results: Any, *args: Any) -> None:
+    dist.init_process_group(args[2].backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world_size)
+    try:
+        result = _run(_set_up(rank, world_size, *args))
+        if rank == 0:
+            results[0] = result
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@dataclass
+class _Run:
+    """Everything one process of a run holds between its steps."""
+
+    rank: int
+    world_size: int
+    config: TrainConfig
+    paths: RunPaths
+    version: str
+    spec: NetworkSpec
+    landmarks: NyulLandmarks | None
+    device: torch.device
+    network: torch.nn.Module
+    model: torch.nn.Module  # the network, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    batches: Iterator[dict[str, torch.Tensor]]
+    steps: int
+    train_ids: list[str]
+    val_cases: list[PreparedCase]
+    val_ids: list[str]
+    extra_record: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    elapsed_before_s: float = 0.0
+    epoch: int = 0
+    best: dict[str, float] = field(default_factory=dict)
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def lead(self) -> bool:
+        return self.rank == 0
+
+    def elapsed_s(self) -> float:
+        return self.elapsed_before_s + time.monotonic() - self.started
+
+
+def _set_up(rank: int, world_size: int, train_cases: list[PreparedCase], val_cases: list[PreparedCase],
+            config: TrainConfig, paths: RunPaths, landmarks: NyulLandmarks | None, version: str,
+            extra_record: dict[str, Any]) -> _Run:
+    """Device, network (new or the checkpoint to fine-tune), optimiser, patch stream; then the
+    saved state of an interrupted run of the same version, if there is one."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     set_determinism(seed=config.seed + rank)
-    device = torch.device(f"cuda:{rank}") if distributed and config.backend == "nccl" else \
-        (torch.device("cuda") if config.device in ("auto", "cuda") and torch.cuda.is_available() else torch.device("cpu"))
-    started = time.monotonic()
-
-    spec = config.spec
-    network = build_network(spec)
+    if world_size > 1 and config.backend == "nccl":
+        device = torch.device(f"cuda:{rank}")
+    else:
+        device = select_device(config.device)
+    spec, network = config.spec, build_network(config.spec)
     if config.init_from:
         base = load_checkpoint(config.init_from)
         if abs(base.spacing_mm - config.spacing_mm) > 1e-6:
@@ -148,103 +175,144 @@ def _run(rank: int, world_size: int, port: int | None, results: Any, train_cases
         spec, network = base.spec, base.network
         landmarks = base.landmarks if landmarks is None else landmarks
     network = network.to(device)
-    model: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(network) if distributed else network
+    model = torch.nn.parallel.DistributedDataParallel(network) if world_size > 1 else network
 
     train_norm = [normalize_case(c, landmarks) for c in train_cases]
-    val_norm = [normalize_case(c, landmarks) for c in val_cases] if rank == 0 else []
     steps = config.steps_per_epoch or max(1, math.ceil(len(train_norm) * config.samples_per_case / config.batch_size))
     steps = max(1, steps // world_size)
-    loader = torch.utils.data.DataLoader(
-        PatchDataset(train_norm, config.roi_size, seed=config.seed + 7919 * rank, samples_per_case=config.samples_per_case),
-        batch_size=config.batch_size, num_workers=config.num_workers,
-        persistent_workers=config.num_workers > 0)
-    batches = iter(loader)
-
-    loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5, squared_pred=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    patches = PatchDataset(train_norm, (config.roi_size,) * 3, seed=config.seed + 7919 * rank,
+                           samples_per_case=config.samples_per_case)
+    loader = torch.utils.data.DataLoader(patches, batch_size=config.batch_size, num_workers=config.num_workers,
+                                         persistent_workers=config.num_workers > 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.effective_learning_rate,
+                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs * steps,
-                                                           eta_min=config.learning_rate * 0.02)
-    scaler = torch.amp.GradScaler(enabled=config.mixed_precision and device.type == "cuda")
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    val_settings = PredictionSettings(roi_size=config.val_roi_size, device=str(device),
-                                      mixed_precision=config.mixed_precision)
+                                                           eta_min=config.effective_learning_rate * 0.02)
+    run = _Run(rank=rank, world_size=world_size, config=config, paths=paths, version=version, spec=spec,
+               landmarks=landmarks, device=device, network=network, model=model, optimizer=optimizer,
+               scheduler=scheduler,
+               scaler=torch.amp.GradScaler(enabled=config.mixed_precision and device.type == "cuda"),
+               batches=iter(loader), steps=steps, train_ids=[c.case_id for c in train_cases],
+               val_cases=[normalize_case(c, landmarks) for c in val_cases] if rank == 0 else [],
+               val_ids=[c.case_id for c in val_cases], extra_record=extra_record)
+    if not _resume(run) and config.init_from and run.val_cases:
+        # fine-tuning: the starting model's score is the bar an epoch must pass to be kept
+        run.best = validate(network, run.val_cases, _val_settings(run), config.spacing_mm)
+        run.history.append({"epoch": 0, "val_dice": run.best})
+    return run
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, float] = {}
-    best_score, best_epoch, stopped_by, epoch = -1.0, 0, "max_epochs", 0
-    if config.init_from and val_norm:
-        # fine-tuning: publish only a model that beats the one it starts from
-        best = validate(network, val_norm, val_settings, (config.spacing_mm,) * 3)
-        best_score = float(np.mean(list(best.values())))
-        history.append({"epoch": 0, "val_dice": best})
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        t0, losses = time.monotonic(), []
-        for _ in range(steps):
-            batch = next(batches)
-            image, target = batch["image"].to(device), batch["regions"].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=config.mixed_precision):
-                logits = model(image)
-            loss = loss_fn(logits.float(), target)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                                  "epoch_s": round(time.monotonic() - t0, 1)}
-        if rank == 0 and val_norm and (epoch % config.val_every == 0 or epoch == config.max_epochs):
-            dice = validate(network, val_norm, val_settings, (config.spacing_mm,) * 3)
-            record["val_dice"] = dice
-            score = float(np.mean(list(dice.values())))
-            if score > best_score:
-                best_score, best, best_epoch = score, dice, epoch
-                _publish(network, spec, checkpoint_path, landmarks, version, config, train_norm, val_norm,
-                         best, epoch, extra_record)
-        elif rank == 0 and not val_norm:
-            # no validation cases: the last epoch is the one published
-            best_epoch = epoch
-            _publish(network, spec, checkpoint_path, landmarks, version, config, train_norm, val_norm,
-                     {}, epoch, extra_record)
-        history.append(record)
-        logger.info("epoch %d/%d %s", epoch, config.max_epochs, json.dumps(record))
-        if rank == 0 and progress_path:
-            write_json(progress_path, {"state": "RUNNING", "epoch": epoch, "max_epochs": config.max_epochs,
-                                        "best_dice": best, "best_epoch": best_epoch, "history": history})
-        out_of_time = config.time_limit_s is not None and time.monotonic() - started > config.time_limit_s
-        if distributed:
-            flag = torch.tensor([1.0 if out_of_time else 0.0], device=device)
-            dist.broadcast(flag, 0)
-            out_of_time = bool(flag.item())
-        if out_of_time:
+
+def _val_settings(run: _Run) -> PredictionSettings:
+    return PredictionSettings(roi_size=(run.config.val_roi_size,) * 3, device=str(run.device),
+                              mixed_precision=run.config.mixed_precision)
+
+
+def _run(run: _Run) -> TrainResult:
+    stopped_by = "max_epochs"
+    while run.epoch < run.config.max_epochs:
+        run.epoch += 1
+        record = _train_epoch(run)
+        if run.lead:
+            _validate_and_keep_best(run, record)
+            run.history.append(record)
+            logger.info("epoch %d/%d %s", run.epoch, run.config.max_epochs, json.dumps(record))
+            _save_state(run)
+            _write_progress(run, "RUNNING")
+        if _should_stop(run):
             stopped_by = "time_limit"
             break
-
-    result = TrainResult(best_dice=best, best_epoch=best_epoch, epochs=epoch,
-                         checkpoint=checkpoint_path if best_epoch else None,
-                         train_cases=[c.case_id for c in train_cases], val_cases=[c.case_id for c in val_cases],
-                         duration_s=round(time.monotonic() - started, 1), history=history, stopped_by=stopped_by)
-    if rank == 0 and progress_path:
-        write_json(progress_path, {"state": "DONE", **asdict(result)})
-    if distributed:
-        if results is not None and rank == 0:
-            results[0] = result
-        dist.barrier()
-        dist.destroy_process_group()
+    kept = run.best_epoch > 0 and run.paths.candidate.exists()  # not when an earlier slice published it
+    result = TrainResult(best_dice=run.best, best_epoch=run.best_epoch, epochs=run.epoch,
+                         candidate=str(run.paths.candidate) if kept else None,
+                         train_cases=run.train_ids, val_cases=run.val_ids, duration_s=round(run.elapsed_s(), 1),
+                         history=run.history, stopped_by=stopped_by)
+    if run.lead and stopped_by == "max_epochs":
+        run.paths.state.unlink(missing_ok=True)  # finished; a run stopped by its time limit can go on
     return result
 
 
-def _publish(network: torch.nn.Module, spec: NetworkSpec, path: str, landmarks: NyulLandmarks | None, version: str,
-             config: TrainConfig, train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase],
-             dice: dict[str, float], epoch: int, extra_record: dict[str, Any]) -> None:
-    record = {"epoch": epoch, "val_dice": dice, "train_cases": [c.case_id for c in train_cases],
-              "val_cases": [c.case_id for c in val_cases], "roi_size": list(config.roi_size),
-              "learning_rate": config.learning_rate, "batch_size": config.batch_size,
-              "published": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra_record}
-    save_checkpoint(path, network, spec, version=version, landmarks=landmarks, roi_size=config.val_roi_size,
-                    spacing_mm=config.spacing_mm,
-                    training=record)
-    logger.info("published %s (epoch %d, val Dice %s)", path, epoch, dice)
+def _train_epoch(run: _Run) -> dict[str, Any]:
+    """``run.steps`` optimiser steps of region Dice + BCE loss; returns the epoch's record."""
+    loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5, squared_pred=True)
+    run.model.train()
+    started, losses = time.monotonic(), []
+    for _ in range(run.steps):
+        batch = next(run.batches)
+        image, target = batch["image"].to(run.device), batch["regions"].to(run.device)
+        run.optimizer.zero_grad(set_to_none=True)
+        with autocast(run.device, run.config.mixed_precision):
+            logits = run.model(image)
+        loss = loss_fn(logits.float(), target)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        losses.append(float(loss.detach()))
+    return {"epoch": run.epoch, "loss": float(np.mean(losses)), "lr": run.scheduler.get_last_lr()[0],
+            "epoch_s": round(time.monotonic() - started, 1)}
 
 
+def _validate_and_keep_best(run: _Run, record: dict[str, Any]) -> None:
+    """Validate when due; an epoch that beats the best so far becomes the candidate. Without
+    validation cases every epoch does (the last one is kept)."""
+    if not run.val_cases:
+        _keep_candidate(run, {})
+        return
+    if run.epoch % run.config.val_every and run.epoch != run.config.max_epochs:
+        return
+    dice = validate(run.network, run.val_cases, _val_settings(run), run.config.spacing_mm)
+    record["val_dice"] = dice
+    if not run.best or mean_score(dice) > mean_score(run.best):
+        _keep_candidate(run, dice)
+
+
+def _keep_candidate(run: _Run, dice: dict[str, float]) -> None:
+    run.best, run.best_epoch = dice, run.epoch
+    training = {"epoch": run.epoch, "val_dice": dice, "train_cases": run.train_ids, "val_cases": run.val_ids,
+                "config": run.config.to_dict(), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **run.extra_record}
+    save_checkpoint(run.paths.candidate, run.network, run.spec, version=run.version, landmarks=run.landmarks,
+                    roi_size=(run.config.val_roi_size,) * 3, spacing_mm=run.config.spacing_mm, training=training)
+    logger.info("kept epoch %d as the candidate (val Dice %s)", run.epoch, dice)
+
+
+def _should_stop(run: _Run) -> bool:
+    """Out of time (decided by the lead process and shared with the others)."""
+    out_of_time = run.config.time_limit_s is not None and run.elapsed_s() > run.config.time_limit_s
+    if run.world_size > 1:
+        flag = torch.tensor([1.0 if out_of_time else 0.0], device=run.device)
+        dist.broadcast(flag, 0)
+        out_of_time = bool(flag.item())
+    return out_of_time
+
+
+def _save_state(run: _Run) -> None:
+    """What resuming needs, written atomically after every epoch."""
+    state = {"version": run.version, "epoch": run.epoch, "network": run.network.state_dict(),
+             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+             "best": run.best, "best_epoch": run.best_epoch, "history": run.history,
+             "elapsed_s": run.elapsed_s()}
+    with atomic_path(run.paths.state, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(run: _Run) -> bool:
+    """Continue from the state an interrupted run of the same version saved."""
+    if not run.paths.state.exists():
+        return False
+    state = torch.load(run.paths.state, map_location=run.device, weights_only=False)
+    if state.get("version") != run.version:
+        logger.warning("ignoring %s: it belongs to run %s, not %s", run.paths.state, state.get("version"), run.version)
+        return False
+    run.network.load_state_dict(state["network"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.epoch, run.best, run.best_epoch = state["epoch"], state["best"], state["best_epoch"]
+    run.history, run.elapsed_before_s = state["history"], state["elapsed_s"]
+    logger.info("resumed run %s after epoch %d (best epoch %d)", run.version, run.epoch, run.best_epoch)
+    return True
+
+
+def _write_progress(run: _Run, state: str) -> None:
+    if run.paths.progress:
+        write_json(run.paths.progress, {"state": state, "epoch": run.epoch, "max_epochs": run.config.max_epochs,
+                                        "best_dice": run.best, "best_epoch": run.best_epoch, "history": run.history})

@@ -1,30 +1,58 @@
 """One training run from a list of labelled cases: fixed split, cached preprocessing,
-landmarks from the training cases, training, publication. Used by the MONAI Label train
-task and by the ``btl-train`` command that produced the bundled model."""
+landmarks from the training cases, training, then publication only if not worse.
+
+Used by the MONAI Label train task and by ``btl-train``. No run replaces a better model
+silently: the best epoch is a candidate, and it is published (moved over the served
+checkpoint, atomically) only when its Dice on the fixed validation cases, measured through
+the served pipeline on each case's own grid, is at least that of the model being served.
+Otherwise it stays next to it as ``<name>.candidate.pt`` and the result says why.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.atomic import write_json
+from lib.evaluation import mean_score, score_checkpoint
 from lib.transforms import NyulLandmarks
 
+from .config import TrainConfig
 from .data import prepare_case
-from .engine import TrainConfig, TrainResult, train
+from .engine import RunPaths, TrainResult, train
 from .split import TRAIN, VALIDATION, FixedSplit
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Publication:
+    """The decision on a run's candidate: Dice of the candidate and of the served model on the
+    validation cases (original grids), and whether the candidate replaced it."""
+
+    published: bool
+    reason: str
+    candidate_dice: dict[str, float]
+    served_dice: dict[str, float]
+    checkpoint: str | None
+
+
+def candidate_path(checkpoint_path: str | Path) -> Path:
+    """Where a run keeps its best epoch before (or instead of) publishing it."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.stem + ".candidate" + path.suffix)
+
+
 def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, config: TrainConfig, *,
                  split_path: str | Path, cache_dir: str | Path | None, version: str,
-                 val_fraction: float = 0.2, progress_path: str | Path | None = None,
-                 learn_landmarks: bool = True) -> TrainResult:
-    """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``) and publish the best
-    checkpoint at ``checkpoint_path``.
+                 served: str | Path | None = None, progress_path: str | Path | None = None,
+                 learn_landmarks: bool = True) -> tuple[TrainResult, Publication]:
+    """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``) and publish the best epoch at
+    ``checkpoint_path`` if it is not worse than ``served`` (the model served now; None: none).
 
     The split recorded at ``split_path`` is extended with new cases, never changed for old
     ones. Nyúl landmarks are learned from the training cases when ``learn_landmarks`` and
@@ -32,7 +60,7 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     the checkpoint it starts from, so the model sees the intensities it was trained on.
     """
     by_id = {c["case_id"]: c for c in cases}
-    split = FixedSplit(split_path, val_fraction).assign(by_id)
+    split = FixedSplit(split_path, config.val_fraction).assign(by_id)
     train_ids = sorted(c for c, role in split.items() if role == TRAIN)
     val_ids = sorted(c for c, role in split.items() if role == VALIDATION)
     logger.info("split: %d training, %d validation cases (%s)", len(train_ids), len(val_ids), split_path)
@@ -41,8 +69,37 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     val_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm) for c in val_ids]
     landmarks = None
     if learn_landmarks and not config.init_from:
-        landmarks = NyulLandmarks.fit_from_data(
-            {"image": c.image, "brain_mask": c.brain_mask} for c in train_cases)
-    record = {"config": {k: v for k, v in asdict(config).items() if k != "spec"}}
-    return train(train_cases, val_cases, config, checkpoint_path, landmarks=landmarks, version=version,
-                 progress_path=progress_path, extra_record=record)
+        landmarks = NyulLandmarks.fit_from_data({"image": c.image, "brain_mask": c.brain_mask} for c in train_cases)
+    paths = RunPaths.next_to(candidate_path(checkpoint_path), progress_path)
+    result = train(train_cases, val_cases, config, paths, landmarks=landmarks, version=version)
+    publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids])
+    if progress_path:
+        write_json(progress_path, {"state": "DONE", **asdict(result), "publication": asdict(publication)})
+    return result, publication
+
+
+def publish_if_not_worse(result: TrainResult, checkpoint_path: str | Path, served: str | Path | None,
+                         val_cases: Sequence[dict[str, Any]]) -> Publication:
+    """Move the run's candidate over ``checkpoint_path`` when it scores at least as well as
+    ``served`` on ``val_cases``; otherwise leave it where it is and say so."""
+    if result.candidate is None:
+        return Publication(False, "no epoch was kept", {}, {}, None)
+    served_path = Path(served) if served is not None and Path(served).is_file() else None
+    candidate = score_checkpoint(result.candidate, val_cases) if val_cases else {}
+    current = score_checkpoint(served_path, val_cases) if val_cases and served_path else {}
+    if served_path is not None and val_cases and mean_score(candidate) < mean_score(current):
+        reason = (f"kept as a candidate at {result.candidate}: mean validation Dice {mean_score(candidate):.3f} "
+                  f"is below the served model's {mean_score(current):.3f}")
+        logger.warning("not published: %s", reason)
+        return Publication(False, reason, candidate, current, result.candidate)
+    if served_path is None:
+        reason = "published: no model was served"
+    elif not val_cases:
+        reason = "published: no validation cases to compare on"
+    else:
+        reason = f"published: mean validation Dice {mean_score(candidate):.3f} >= {mean_score(current):.3f}"
+    target = Path(checkpoint_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(result.candidate, target)
+    logger.info("%s (%s)", reason, target)
+    return Publication(True, reason, candidate, current, str(target))

@@ -34,13 +34,13 @@ class Grid:
     """A 3D image grid: ``size`` (voxels, x,y,z), ``spacing`` (mm), ``origin`` (mm, LPS world)
     and ``direction`` (row-major 3x3 direction cosines, LPS world), exactly as SimpleITK has them."""
 
-    size: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
     direction: tuple[float, ...]
 
     @classmethod
-    def of(cls, image: sitk.Image) -> "Grid":
+    def of(cls, image: sitk.Image) -> Grid:
         """The grid of a 3D SimpleITK image."""
         return cls(
             tuple(int(s) for s in image.GetSize()),
@@ -62,7 +62,7 @@ class Grid:
         image.SetDirection(self.direction)
         return image
 
-    def matches(self, other: "Grid") -> bool:
+    def matches(self, other: Grid) -> bool:
         """Same size, and spacing/origin/direction equal within the module tolerances."""
         return (
             self.size == other.size
@@ -93,7 +93,7 @@ class CaseGeometry:
     """Everything needed to map a preprocessed array back onto the input t1c grid.
 
     * ``original``: grid of the t1c file as read (before any reorientation).
-    * ``ras_grid``: the 1 mm RAS grid every sequence was resampled onto (set by
+    * ``ras_grid``: the RAS working grid every sequence was resampled onto (set by
       :class:`~lib.transforms.geometry.ResampleToRASGridd`).
     * ``crop_start`` / ``crop_stop``: voxel box ``[start, stop)`` (x,y,z) of the crop
       inside ``ras_grid`` (set by :class:`~lib.transforms.brainmask.CropToMaskd`);
@@ -102,8 +102,8 @@ class CaseGeometry:
 
     original: Grid
     ras_grid: Grid | None = None
-    crop_start: tuple[int, int, int] | None = None
-    crop_stop: tuple[int, int, int] | None = None
+    crop_start: tuple[int, ...] | None = None
+    crop_stop: tuple[int, ...] | None = None
     registered: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[tup
 
 class CropToMaskd(MapTransform):
     """Crop the spatial axes of every array under ``keys`` (shape (C, X, Y, Z)) to the bounding
-    box of ``data[mask_key]`` plus ``margin`` voxels (mm at 1 mm spacing) per side.
+    box of ``data[mask_key]`` plus ``margin`` voxels per side.
 
     Writes the cropped arrays in place and records the box in ``data["geometry"]``
     (``crop_start``/``crop_stop`` relative to the RAS grid) so the inverse can un-crop.
@@ -140,13 +140,13 @@ class CropToMaskd(MapTransform):
         d = dict(data)
         mask = np.asarray(d[self.mask_key])[0]
         start, stop = bounding_box(mask, self.margin)
-        sl = (slice(None),) + tuple(slice(a, b) for a, b in zip(start, stop))
+        sl = (slice(None),) + tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
         for key in self.key_iterator(d):
             if d[key] is not None:
                 d[key] = np.ascontiguousarray(np.asarray(d[key])[sl])
         g = d.get("geometry")
         if isinstance(g, CaseGeometry):
             prev = g.crop_start or (0, 0, 0)
-            g.crop_start = tuple(int(p + s) for p, s in zip(prev, start))
-            g.crop_stop = tuple(int(p + s) for p, s in zip(prev, stop))
+            g.crop_start = tuple(int(p + s) for p, s in zip(prev, start, strict=True))
+            g.crop_stop = tuple(int(p + s) for p, s in zip(prev, stop, strict=True))
         return d

@@ -1,9 +1,10 @@
-"""Reorientation, rigid co-registration onto t1c, and the single resampling onto a 1 mm RAS grid.
+"""Reorientation, rigid co-registration onto t1c, and the single resampling onto the RAS working grid.
 
 Order in the pipeline: :class:`ReorientToRASd` (permute/flip only, no interpolation) ->
 :class:`CoRegisterd` (estimates one rigid transform per sequence; identity when a
 sequence is already on the t1c grid) -> :class:`ResampleToRASGridd` (every sequence is
-interpolated exactly once, through its transform, onto a 1 mm RAS grid covering t1c;
+interpolated exactly once, through its transform, onto an isotropic RAS grid covering t1c
+at the model's working spacing;
 labels with one-hot linear interpolation + argmax).
 """
 
@@ -212,6 +213,10 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, case_id: str | None = 
     return RegistrationResult(euler, metric, angle, trans, coverage, stop)
 
 
+#: The sequences registered onto the reference (t1c).
+MOVING_SEQUENCES: tuple[str, ...] = tuple(s for s in SEQUENCES if s != REFERENCE_SEQUENCE)
+
+
 class CoRegisterd(MapTransform):
     """Rigidly co-register each sequence under ``keys`` onto ``data[reference]`` (t1c).
 
@@ -225,7 +230,7 @@ class CoRegisterd(MapTransform):
     later). Raises :class:`RegistrationError` naming the case and the sequence's file.
     """
 
-    def __init__(self, keys: Sequence[str] = tuple(s for s in SEQUENCES if s != REFERENCE_SEQUENCE),
+    def __init__(self, keys: Sequence[str] = MOVING_SEQUENCES,
                  reference: str = REFERENCE_SEQUENCE, force: bool = False, **register_kwargs: Any) -> None:
         super().__init__(keys)
         self.reference = reference
@@ -284,19 +289,15 @@ def resample_label(label: sitk.Image, grid: Grid, transform: sitk.Transform | No
     label: background. Returns UInt8 on ``grid``."""
     tf = transform or sitk.Transform(3, sitk.sitkIdentity)
     ref = grid.reference_image()
-    best = None
-    best_w = None
+    best = np.zeros(tuple(reversed(grid.size)), np.uint8)  # (z, y, x), as SimpleITK arrays are
+    best_w = np.full(best.shape, -np.inf, np.float32)
     for c in range(n_classes):
         onehot = sitk.Cast(label == c, sitk.sitkFloat32)
         w = sitk.GetArrayFromImage(sitk.Resample(onehot, ref, tf, sitk.sitkLinear, 1.0 if c == 0 else 0.0,
                                                  sitk.sitkFloat32))
-        if best is None:
-            best = np.zeros(w.shape, np.uint8)
-            best_w = w
-        else:
-            upd = w > best_w
-            best[upd] = c
-            best_w = np.where(upd, w, best_w)
+        upd = w > best_w
+        best[upd] = c
+        best_w = np.where(upd, w, best_w)
     out = sitk.GetImageFromArray(best)
     return grid.apply_to(out)
 

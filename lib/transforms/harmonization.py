@@ -28,8 +28,7 @@ from lib.errors import InputError
 DEFAULT_PERCENTILES: tuple[float, ...] = (1.0, *[float(p) for p in range(10, 100, 10)], 99.0)
 #: Standard scale onto which the first and last landmarks are mapped.
 DEFAULT_STANDARD_RANGE: tuple[float, float] = (0.0, 100.0)
-#: File name of the landmarks, stored next to the model checkpoint.
-LANDMARKS_FILENAME = "nyul_landmarks.json"
+#: Format tag of a landmarks JSON file (checkpoints carry their landmarks inside).
 _FORMAT = "braintumorlabel-nyul-landmarks"
 
 
@@ -62,7 +61,8 @@ def n4_bias_correct(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float
 
 class N4BiasCorrectiond(MapTransform):
     """N4 bias correction of every channel of ``data[image_key]`` (C, X, Y, Z) inside
-    ``data[mask_key]`` (1, X, Y, Z); spacing is taken as 1 mm (the RAS grid). In place."""
+    ``data[mask_key]`` (1, X, Y, Z), at the spacing of the working RAS grid recorded in
+    ``data["geometry"]`` (1 mm when there is none)."""
 
     def __init__(self, image_key: str = "image", mask_key: str = "brain_mask", shrink: int = 4) -> None:
         super().__init__([image_key])
@@ -131,7 +131,7 @@ class NyulLandmarks:
     # ---- learning
     @classmethod
     def fit(cls, samples: Iterable[Mapping[str, np.ndarray]], percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-            standard_range: tuple[float, float] = DEFAULT_STANDARD_RANGE) -> "NyulLandmarks":
+            standard_range: tuple[float, float] = DEFAULT_STANDARD_RANGE) -> NyulLandmarks:
         """Learn landmarks from training samples: each sample maps a sequence name to the 1D
         array of its brain-voxel intensities. Each case's landmarks are mapped linearly so
         that the first/last land on ``standard_range``; the standard landmarks are the mean."""
@@ -153,7 +153,7 @@ class NyulLandmarks:
     @classmethod
     def fit_from_data(cls, dicts: Iterable[Mapping[Hashable, Any]], image_key: str = "image",
                       mask_key: str = "brain_mask", sequences: Sequence[str] = SEQUENCES,
-                      **kwargs: Any) -> "NyulLandmarks":
+                      **kwargs: Any) -> NyulLandmarks:
         """:meth:`fit` from preprocessed data dicts (``image`` (C, X, Y, Z), ``brain_mask`` (1, X, Y, Z))."""
         def gen() -> Iterable[dict[str, np.ndarray]]:
             for d in dicts:
@@ -193,7 +193,7 @@ class NyulLandmarks:
                 "standard": {k: list(v) for k, v in self.standard.items()}}
 
     @classmethod
-    def from_dict(cls, obj: Mapping[str, Any], path: str | Path | None = None) -> "NyulLandmarks":
+    def from_dict(cls, obj: Mapping[str, Any], path: str | Path | None = None) -> NyulLandmarks:
         try:
             if obj.get("format") != _FORMAT:
                 raise ValueError("not a landmarks file")
@@ -218,7 +218,7 @@ class NyulLandmarks:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "NyulLandmarks":
+    def load(cls, path: str | Path) -> NyulLandmarks:
         """Read landmarks written by :meth:`save`; :class:`InputError` if missing or invalid."""
         p = Path(path)
         try:
@@ -227,12 +227,6 @@ class NyulLandmarks:
             raise InputError(f"cannot read Nyúl landmarks ({exc})", path=p) from None
         return cls.from_dict(obj, p)
 
-
-def landmarks_path_for_model(model_path: str | Path) -> Path:
-    """Where the landmarks of a model live: ``LANDMARKS_FILENAME`` in the model file's folder
-    (or inside ``model_path`` if it is a folder)."""
-    p = Path(model_path)
-    return (p if p.is_dir() else p.parent) / LANDMARKS_FILENAME
 
 
 class NyulStandardized(MapTransform):

@@ -94,7 +94,7 @@ def find_case_files(source: str | Path | Mapping[str, Any] | Sequence[Any],
             if len(source) != len(SEQUENCES):
                 raise MissingSequenceError(
                     f"expected {len(SEQUENCES)} files ({', '.join(SEQUENCES)}), got {len(source)}", case_id)
-            mapping = dict(zip(SEQUENCES, source))
+            mapping = dict(zip(SEQUENCES, source, strict=True))
         cid = case_id
         seqs: dict[str, Path] = {}
         for seq in SEQUENCES:
@@ -123,11 +123,11 @@ def find_case_files(source: str | Path | Mapping[str, Any] | Sequence[Any],
     cid = case_id or path.name
     found: dict[str, list[Path]] = {s: [] for s in (*SEQUENCES, LABEL_SUFFIX)}
     for f in sorted(path.iterdir()):
-        stem = _strip_extension(f.name)
-        if stem is None or not f.is_file():
+        file_stem = _strip_extension(f.name)
+        if file_stem is None or not f.is_file():
             continue
         for key in found:
-            if stem.endswith("-" + key) or stem == key:
+            if file_stem.endswith("-" + key) or file_stem == key:
                 found[key].append(f)
     seqs = {}
     for seq in SEQUENCES:
@@ -174,6 +174,8 @@ def _check_nifti(path: Path, case_id: str | None) -> None:
         return
     try:
         img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+            raise UnreadableImageError(f"not a NIfTI image ({type(img).__name__})", case_id, path)
         header = img.header
         if np.issubdtype(header.get_data_dtype(), np.floating):
             arr = np.asanyarray(img.dataobj)
@@ -330,7 +332,7 @@ class LoadCased(MapTransform):
         if label_in is not None and not isinstance(label_in, (str, os.PathLike)):
             raise InputError(f"'{self.label_key}' must be a file path, got {type(label_in).__name__}",
                              d.get("case_id"))
-        files = find_case_files(d[self.image_key], d.get("case_id"), label_in)
+        files = find_case_files(d[self.image_key], d.get("case_id"), None if label_in is None else Path(label_in))
         if self.label_mode == "required" and files.label is None:
             raise MissingSequenceError("label ('-seg') is missing", files.case_id,
                                        files.multichannel or d[self.image_key])

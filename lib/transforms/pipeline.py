@@ -35,12 +35,13 @@ def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, 
     "auto" = loaded if present. ``normalize=False`` and ``landmarks=None`` give the
     un-normalised intensities used to learn landmarks (:func:`learn_landmarks`).
 
-    Output dict: ``image`` float32 (4, X, Y, Z), channels t1n, t1c, t2w, t2f, RAS, 1 mm;
+    Output dict: ``image`` float32 (4, X, Y, Z), channels t1n, t1c, t2w, t2f, RAS, ``spacing`` mm;
     ``label`` uint8 (1, X, Y, Z) when loaded; ``brain_mask`` uint8 (1, X, Y, Z);
     ``geometry`` (:class:`CaseGeometry`, for :func:`restore_label`); ``case_id``;
     ``skull_stripped``; ``source_files``; ``registration`` (per-sequence results or None).
     """
-    label_mode = {True: "required", False: "never", "auto": "auto"}[with_label]
+    label_mode: Literal["required", "never", "auto"] = \
+        "required" if with_label is True else "never" if with_label is False else "auto"
     transforms: list[Any] = [
         LoadCased("image", "label", label=label_mode),
         ReorientToRASd((*SEQUENCES, "label")),
@@ -65,9 +66,10 @@ class PreprocessingCompose(Compose):
     """``Compose`` that lets the typed :class:`lib.errors.InputError` through: MONAI wraps
     exceptions raised inside a transform in ``RuntimeError``; the original is re-raised."""
 
-    def __call__(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, input_: Any, start: int = 0, end: int | None = None, threading: bool = False,
+                 lazy: bool | None = None) -> Any:
         try:
-            return super().__call__(data, *args, **kwargs)
+            return super().__call__(input_, start, end, threading, lazy)
         except RuntimeError as exc:
             cause: BaseException | None = exc
             while cause is not None and not isinstance(cause, InputError):
@@ -90,7 +92,8 @@ def learn_landmarks(cases: Iterable[dict[str, Any]], out_path: str | Path, *, n4
                     **fit_kwargs: Any) -> NyulLandmarks:
     """Learn Nyúl landmarks from training cases (input dicts as for :func:`build_preprocessing`),
     run through the same pipeline without normalisation, and save them atomically at
-    ``out_path`` (use :func:`~lib.transforms.harmonization.landmarks_path_for_model`)."""
+    ``out_path`` (a JSON file that ``build_preprocessing(landmarks=...)`` reads; checkpoints carry
+    their own landmarks)."""
     pre = build_preprocessing(landmarks=None, n4=n4, with_label=False, normalize=False)
     lm = NyulLandmarks.fit_from_data((pre(c) for c in cases), **fit_kwargs)
     lm.save(out_path)

@@ -55,7 +55,7 @@ class SpatialDeformation:
     @classmethod
     def random(cls, rng: np.random.Generator, grid: WorkingGrid, *, max_rotation_deg: float = 8.0,
                scale_range: tuple[float, float] = (0.9, 1.06), elastic_mm: float = 3.0,
-               control_spacing_mm: float = 16.0) -> "SpatialDeformation":
+               control_spacing_mm: float = 16.0) -> SpatialDeformation:
         angles = np.deg2rad(rng.uniform(-max_rotation_deg, max_rotation_deg, 3))
         rot = rotation_matrix(angles)
         scale = np.diag(rng.uniform(*scale_range, 3))

@@ -17,7 +17,8 @@ def _make_one(seed: int, index: int, config: GeneratorConfig, out: Path) -> str:
     case = generate_case(seed, index, config)
     write_case(case, out)
     vols = ", ".join(f"{k} {v:.1f} mL" for k, v in case.meta["volumes_ml"].items())
-    return f"{case.case_id}: {case.meta['site']['style']}, {case.meta['tumors'][0]['kind'] if case.meta['tumors'] else 'no tumor'}, {vols} ({time.perf_counter() - start:.1f} s)"
+    kind = case.meta["tumors"][0]["kind"] if case.meta["tumors"] else "no tumor"
+    return f"{case.case_id}: {case.meta['site']['style']}, {kind}, {vols} ({time.perf_counter() - start:.1f} s)"
 
 
 def main(argv: list[str] | None = None) -> int:

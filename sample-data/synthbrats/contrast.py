@@ -39,7 +39,8 @@ def draw_intensities(rng: np.random.Generator, randomised: bool) -> dict[str, di
         if randomised:
             table[seq] = {c: float(rng.uniform(0.1, 3.0)) for c in CLASSES}
         else:
-            table[seq] = {c: float(max(0.05, m * (1 + s * rng.standard_normal()))) for c, (m, s) in REALISTIC[seq].items()}
+            table[seq] = {c: float(max(0.05, m * (1 + s * rng.standard_normal())))
+                          for c, (m, s) in REALISTIC[seq].items()}
     if not randomised:
         # ET is defined by its enhancement: keep it clearly brighter than healthy tissue
         table["t1c"]["enhancing"] = max(table["t1c"]["enhancing"], 1.4 * max(table["t1c"]["wm"], table["t1c"]["gm"]))

@@ -81,7 +81,8 @@ class StudyPlan:
 
 def draw_plan(rng: np.random.Generator, missing_probability: float = 0.15) -> StudyPlan:
     naming = str(rng.choice(list(NAMING)))
-    agent = str(rng.choice(["Gadobutrol", "GADAVIST", "DOTAREM 0.5 mmol/ml", "Gd-DTPA"])) if rng.random() < 0.6 else None
+    agents = ["Gadobutrol", "GADAVIST", "DOTAREM 0.5 mmol/ml", "Gd-DTPA"]
+    agent = str(rng.choice(agents)) if rng.random() < 0.6 else None
     extras = tuple(s for s, p in (("localizer", 0.6), ("dwi", 0.4)) if rng.random() < p)
     missing = str(rng.choice(SEQUENCES)) if rng.random() < missing_probability else None
     return StudyPlan(naming, agent, extras, missing)

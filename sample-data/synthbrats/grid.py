@@ -54,7 +54,7 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: fl
         coarse = tuple(int(np.ceil(s / factor)) + 1 for s in shape)
         field = ndimage.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma_vox / factor,
                                         mode="wrap")
-        field = ndimage.zoom(field, [s / c for s, c in zip(shape, coarse)], order=1)
+        field = ndimage.zoom(field, [s / c for s, c in zip(shape, coarse, strict=True)], order=1)
     field -= field.mean()
     return field / (field.std() + 1e-8)
 

@@ -143,9 +143,10 @@ def paint_tumors(specs: list[TumorSpec], wm: np.ndarray, csf: np.ndarray, brain:
         centre_vox = inv[:3, :3] @ np.asarray(spec.centre) + inv[:3, 3]
         lo = np.maximum(np.floor(centre_vox - reach / grid.spacing).astype(int), 0)
         hi = np.minimum(np.ceil(centre_vox + reach / grid.spacing).astype(int) + 1, grid.shape)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        box_shape = tuple(int(b - a) for a, b in zip(lo, hi))
-        ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")).astype(np.float32)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        box_shape = tuple(int(b - a) for a, b in zip(lo, hi, strict=True))
+        axes = [np.arange(a, b) for a, b in zip(lo, hi, strict=True)]
+        ijk = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
         rel = (ijk - centre_vox[:, None, None, None].astype(np.float32)) * grid.spacing
         rot = rotation_matrix(np.deg2rad(spec.angles_deg)).astype(np.float32)
         local = np.einsum("ij,jxyz->ixyz", rot.T, rel) / np.asarray(spec.axes, np.float32)[:, None, None, None]
