@@ -37,6 +37,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
+from lib.api import build_router
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
@@ -106,8 +107,12 @@ class BrainTumorLabelApp(MONAILabelApp):
         raise TypeError(f"{type(store).__name__} is not a study datastore")
 
     def on_init_complete(self) -> None:
-        """Server start: labels saved while the PACS was down are sent from a background thread."""
+        """Server start: the app's own ``/btl`` endpoints join MONAI Label's, and labels saved
+        while the PACS was down are sent from a background thread."""
         super().on_init_complete()
+        from monailabel.app import app as server  # the running FastAPI application
+
+        server.include_router(build_router(self.studies_store))
         store = self.studies_store()
         if isinstance(store, DicomWebStudyDatastore):
             store.start_outbox_sender()

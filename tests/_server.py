@@ -21,6 +21,15 @@ def monailabel_server(studies: Path | str, log: Path, conf: dict[str, str] | Non
                       env: dict[str, str] | None = None, timeout_s: float = 120.0) -> Iterator[str]:
     """Yield the URL of a ``monailabel start_server`` process serving ``monailabel_app`` on
     ``studies``; its output goes to ``log``. The process is stopped on exit."""
+    with monailabel_process(studies, log, conf, env, timeout_s) as (url, _):
+        yield url
+
+
+@contextmanager
+def monailabel_process(studies: Path | str, log: Path, conf: dict[str, str] | None = None,
+                       env: dict[str, str] | None = None,
+                       timeout_s: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`monailabel_server`, yielding the process too (its group can be killed)."""
     port = free_loopback_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -47,9 +56,10 @@ def monailabel_server(studies: Path | str, log: Path, conf: dict[str, str] | Non
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"server did not answer in {timeout_s} s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
-            yield url
+            yield url, proc
         finally:
-            os.killpg(proc.pid, 15)
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -19,7 +19,8 @@ from lib.errors import (
     RegistrationError,
     UnreadableImageError,
 )
-from lib.transforms import LoadCased, build_preprocessing, find_case_files
+from lib.transforms import Grid, LoadCased, build_preprocessing, find_case_files
+from lib.transforms.io import check_label
 
 from _volumes import sphere_case, write, write_case
 
@@ -161,6 +162,28 @@ def test_label_on_another_grid(case_dir: Path) -> None:
         LoadCased()({"image": str(case_dir)})
     _assert_names(ei.value, path)
     assert "grid" in str(ei.value)
+
+
+@pytest.mark.parametrize("flip", [(False, False, True), (True, False, False), (True, True, True)])
+def test_a_label_on_the_same_voxels_in_another_order_is_put_back_exactly(flip) -> None:
+    values = np.random.default_rng(1).integers(0, 4, (12, 16, 20)).astype(np.uint8)   # (z, y, x)
+    reference = sitk.GetImageFromArray(values)
+    reference.SetSpacing((1.0, 2.0, 3.0))
+    reference.SetOrigin((10.0, -20.0, 30.0))
+    reference.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))  # a negative determinant, as some files have
+    reordered = sitk.Flip(reference, flip)             # same voxels, axes reversed (as Slicer writes it)
+    assert not Grid.of(reordered).matches(Grid.of(reference))
+    restored = check_label(reordered, Grid.of(reference), CASE, "label.nii.gz")
+    assert Grid.of(restored).matches(Grid.of(reference))
+    assert np.array_equal(sitk.GetArrayFromImage(restored), values)
+
+
+def test_a_label_half_a_voxel_off_is_not_the_same_grid() -> None:
+    reference = sitk.Image([10, 10, 10], sitk.sitkUInt8)
+    shifted = sitk.Image([10, 10, 10], sitk.sitkUInt8)
+    shifted.SetOrigin((0.5, 0.0, 0.0))
+    with pytest.raises(InvalidLabelError, match="differs from the t1c grid"):
+        check_label(shifted, Grid.of(reference), CASE, "label.nii.gz")
 
 
 def test_required_label_missing(case_dir: Path) -> None:

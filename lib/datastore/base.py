@@ -21,7 +21,9 @@ from typing import Any, BinaryIO
 
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 
-from lib.errors import UnknownIdError
+from lib.brats import SEQUENCES
+from lib.errors import InputError, UnknownIdError
+from lib.transforms import find_case_files
 
 from .labels import LabelVersion, validate_image_id, validate_tag
 
@@ -54,6 +56,17 @@ class StudyDatastore(Datastore):
     @abstractmethod
     def study_problem(self, image_id: str) -> str | None:
         """Why the study cannot be segmented (a missing or ambiguous sequence), or None."""
+
+    def sequence_uri(self, image_id: str, sequence: str) -> str:
+        """A local NIfTI file of one sequence of a complete study (what a viewer loads).
+        Raises :class:`InputError` for a name that is not one of t1n, t1c, t2w, t2f."""
+        if sequence not in SEQUENCES:
+            raise InputError(f"'{sequence}' is not a sequence; the sequences are {', '.join(SEQUENCES)}")
+        files = find_case_files(self.study_path(image_id), image_id)
+        if files.sequences is None:
+            raise InputError(f"study '{image_id}' is one 4-channel file; its sequences are not separate files",
+                             image_id)
+        return str(files.sequences[sequence])
 
     # ---- labels
     @abstractmethod
@@ -104,8 +117,10 @@ class StudyDatastore(Datastore):
         return [i for i in self.list_images() if tag in self.label_tags(i)]
 
     def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        """Studies to annotate: no label under the tag yet, and all four sequences there (a study
+        that cannot be segmented is not offered by the active-learning strategies)."""
         tag = label_tag or FINAL
-        return [i for i in self.list_images() if tag not in self.label_tags(i)]
+        return [i for i in self.list_images() if tag not in self.label_tags(i) and not self.study_problem(i)]
 
     def datalist(self) -> list[dict[str, Any]]:
         """Training pairs ``{"case_id", "image": <study path>, "label": <newest final label>}``

@@ -30,7 +30,14 @@ from lib.atomic import atomic_path, read_json, write_json
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
 from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, UnknownIdError
 from lib.transforms import Grid, read_image
-from lib.transforms.io import IMAGE_EXTENSIONS, LABEL_SUFFIX, check_label, find_case_files, split_channels
+from lib.transforms.io import (
+    IMAGE_EXTENSIONS,
+    LABEL_SUFFIX,
+    check_label,
+    find_case_files,
+    split_channels,
+    write_image_atomic,
+)
 
 from .base import FINAL, StudyDatastore
 from .labels import TAG_PATTERN, LabelFolder, LabelVersion, unused_path, validate_image_id, validate_tag
@@ -114,9 +121,26 @@ class StudyFolderDatastore(StudyDatastore):
         path = self._known(image_id)
         if path.is_file():
             return str(path)
-        files = find_case_files(path, image_id)
-        assert files.sequences is not None
-        return str(files.sequences[REFERENCE_SEQUENCE])
+        reference = [f for f in path.iterdir()
+                     if (_strip_image_extension(f.name) or "").endswith("-" + REFERENCE_SEQUENCE)]
+        if len(reference) != 1:
+            raise MissingSequenceError(f"{len(reference)} {REFERENCE_SEQUENCE} files (expected one)", image_id, path)
+        return str(reference[0])
+
+    def sequence_uri(self, image_id: str, sequence: str) -> str:
+        """A case folder's own file; for a 4-channel file, the channel written once to
+        ``.braintumorlabel/sequences/<id>/`` (rewritten when the file changes)."""
+        path = self.study_path(image_id)
+        if path.is_dir():
+            return super().sequence_uri(image_id, sequence)
+        if sequence not in SEQUENCES:
+            return super().sequence_uri(image_id, sequence)  # raises, naming the sequences
+        target = self.root / META_DIR / "sequences" / image_id / f"{image_id}-{sequence}.nii.gz"
+        if not target.exists() or target.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            channels = split_channels(read_image(path, image_id), image_id, path)
+            for name, channel in channels.items():
+                write_image_atomic(channel, target.with_name(f"{image_id}-{name}.nii.gz"))
+        return str(target)
 
     def study_problem(self, image_id: str) -> str | None:
         """Why a study cannot be segmented (a missing or ambiguous sequence), or None."""

@@ -71,6 +71,25 @@ class Grid:
             and np.allclose(self.direction, other.direction, atol=DIRECTION_TOL, rtol=0)
         )
 
+    def same_voxels(self, other: Grid) -> bool:
+        """The two grids hold the same voxel centres in another index order: each axis of one
+        is an axis of the other, with the same spacing and size, possibly reversed (what a
+        viewer writes for a file whose axes it reordered). Resampling between them with
+        nearest neighbour is then exact."""
+        m_self = np.asarray(self.direction).reshape(3, 3) @ np.diag(self.spacing)
+        m_other = np.asarray(other.direction).reshape(3, 3) @ np.diag(other.spacing)
+        steps = np.linalg.solve(m_other, m_self)  # an index step of self, in index steps of other
+        rounded = np.round(steps)
+        if not np.allclose(steps, rounded, atol=1e-3) or sorted(np.abs(rounded).sum(0)) != [1, 1, 1] \
+                or sorted(np.abs(rounded).sum(1)) != [1, 1, 1]:
+            return False
+        start = np.linalg.solve(m_other, np.asarray(self.origin) - np.asarray(other.origin))
+        if not np.allclose(start, np.round(start), atol=1e-2):
+            return False
+        end = np.round(start) + rounded @ (np.asarray(self.size) - 1)
+        lo, hi = np.minimum(np.round(start), end), np.maximum(np.round(start), end)
+        return bool((lo == 0).all() and (hi == np.asarray(other.size) - 1).all())
+
     def corners(self) -> np.ndarray:
         """(8, 3) physical coordinates (mm, LPS) of the outer voxel *edges* of the grid."""
         d = np.asarray(self.direction).reshape(3, 3)

@@ -262,9 +262,15 @@ def split_channels(image: sitk.Image, case_id: str | None, path: str | Path | No
 
 def check_label(label: sitk.Image, reference: Grid, case_id: str | None, path: str | Path | None) -> sitk.Image:
     """Validate a label map: 3D, on the ``reference`` (t1c) grid, integer values in {0,1,2,3}.
-    Returns it cast to UInt8. Raises :class:`InvalidLabelError` (or the 3D/finite errors)."""
+    A label on the same voxels in another index order (axes reversed or permuted, as 3D
+    Slicer writes a file whose direction matrix has a negative determinant) is put back into
+    the reference order, exactly. Returns it cast to UInt8 on the reference grid. Raises
+    :class:`InvalidLabelError` (or the 3D/finite errors)."""
     label = check_3d(label, case_id, path, "label")
     check_finite(label, case_id, path, "label")
+    if not Grid.of(label).matches(reference) and Grid.of(label).same_voxels(reference):
+        label = sitk.Resample(label, reference.reference_image(label.GetPixelID()), sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0)
     if not Grid.of(label).matches(reference):
         raise InvalidLabelError(
             f"label grid (size {label.GetSize()}, spacing {tuple(round(s, 4) for s in label.GetSpacing())}, "
