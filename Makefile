@@ -52,8 +52,7 @@ data: $(STAMP)
 run: $(SAMPLE_DIR)/.complete
 	@echo "Serving $(SAMPLE_DIR)/ ($$(ls -d $(SAMPLE_DIR)/SynBraTS-*/ | wc -l) studies) with the bundled model"
 	@echo "MONAI Label server: http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
-		--studies $(SAMPLE_DIR) --host $(HOST) --port $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/btl-server --studies $(SAMPLE_DIR) --host $(HOST) --port $(PORT)
 
 # Orthanc (a private one is started by the tests) and dciodvfy, installed when missing.
 system-packages:
@@ -73,15 +72,19 @@ orthanc: $(DICOM_DIR)/.complete system-packages
 
 run-pacs: $(STAMP)
 	@echo "MONAI Label server on the PACS $(PACS_URL): http://$(HOST):$(PORT)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/monailabel start_server --app monailabel_app \
-		--studies $(PACS_URL) --host $(HOST) --port $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/btl-server --studies $(PACS_URL) --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-packages lint
+OIDC_PROVIDER := tests/oidc_provider
+# the loopback OpenID Connect provider of the auth tests (Node.js >= 20.19)
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
+
+test: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR)
+	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules

@@ -31,6 +31,11 @@ class UnreadableImageError(InputError):
     """A file exists but cannot be read as an image (corrupt, truncated, wrong format)."""
 
 
+class ImageTooLargeError(InputError):
+    """An image whose header declares more voxels than the server accepts (checked before any
+    voxel is read, so a small compressed file cannot claim gigabytes of memory)."""
+
+
 class InvalidGeometryError(InputError):
     """An image has the wrong dimensionality (2D or 4D where 3D is expected) or a degenerate grid."""
 

@@ -18,7 +18,14 @@ from fastapi import HTTPException
 from monailabel.interfaces.datastore import Datastore
 
 from lib.datastore.base import StudyDatastore
-from lib.errors import ConflictError, InputError, ModelUnavailableError, PacsUnavailableError, UnknownIdError
+from lib.errors import (
+    ConflictError,
+    ImageTooLargeError,
+    InputError,
+    ModelUnavailableError,
+    PacsUnavailableError,
+    UnknownIdError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,7 @@ logger = logging.getLogger(__name__)
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownIdError, 404),
     (ConflictError, 409),
+    (ImageTooLargeError, 413),
     (InputError, 422),
     (PacsUnavailableError, 503),
     (ModelUnavailableError, 503),

@@ -24,8 +24,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
-from lib.api import build_router
+from lib.audit import AuditLog
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
@@ -48,6 +48,7 @@ from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
 from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
+from lib.trainers.run import previous_path
 from lib.trainers.task import BrainTumorTraining
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,11 @@ class BrainTumorLabelApp(MONAILabelApp):
         self.model_dir = Path(conf.get("model_dir", default_dir))
         self.trained_model = self.model_dir / f"{MODEL_NAME}.pt"
         mirror = tuple(int(a) for a in str(conf.get("mirror_axes", "")).split(",") if a.strip())
-        self.segmenter = TumorSegmenter([self.trained_model, self.bundled_model],
+        # the newest trained model, the one it replaced, then the bundled one: the first that loads
+        self.segmenter = TumorSegmenter([self.trained_model, previous_path(self.trained_model), self.bundled_model],
                                         PredictionSettings(mirror_axes=mirror))
+        self.audit = AuditLog(Path(studies) / META_DIR if local else
+                              Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained"))
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="BrainTumorLabel",
                          description="Brain tumor segmentation (NCR, ED, ET) from t1n, t1c, t2w, t2f",
                          version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
@@ -107,12 +111,13 @@ class BrainTumorLabelApp(MONAILabelApp):
         raise TypeError(f"{type(store).__name__} is not a study datastore")
 
     def on_init_complete(self) -> None:
-        """Server start: the app's own ``/btl`` endpoints join MONAI Label's, and labels saved
-        while the PACS was down are sent from a background thread."""
+        """Server start. Only ``lib.server``'s application enforces authentication and roles,
+        so the server refuses to run without it; labels saved while the PACS was down are sent
+        from a background thread."""
         super().on_init_complete()
-        from monailabel.app import app as server  # the running FastAPI application
-
-        server.include_router(build_router(self.studies_store))
+        if "lib.server" not in sys.modules:
+            raise SystemExit("start the server with `btl-server` (or monailabel start_server ... "
+                             "--uvicorn_app lib.server:app): it adds authentication, roles and limits")
         store = self.studies_store()
         if isinstance(store, DicomWebStudyDatastore):
             store.start_outbox_sender()
@@ -124,32 +129,47 @@ class BrainTumorLabelApp(MONAILabelApp):
         return {MODEL_NAME: BrainTumorTraining(self.trained_model, self.model_dir, self.segmenter.checkpoint_path,
                                                name=MODEL_NAME)}
 
+    def trainer(self, model: str) -> BrainTumorTraining:
+        task = self._trainers.get(model)
+        if not isinstance(task, BrainTumorTraining):
+            raise UnknownIdError(f"unknown model '{model}'; available: {sorted(self._trainers)}")
+        return task
+
+    def info(self) -> dict[str, Any]:
+        """MONAI Label's info, plus what the server is serving and why (a model that would not
+        load is named in ``model_warning``)."""
+        info = super().info()
+        if self.segmenter.warning:
+            info["model_warning"] = self.segmenter.warning
+        return info
+
     def init_strategies(self) -> dict[str, Strategy]:
         return {"random": Random(), "first": First()}
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
-        """Resolve the image id to the whole study (all four sequences), run the task, and
-        keep the model output as a new ``original`` label version of that study."""
+        """Segment a study of the datastore (``image`` is its id, resolved to all four sequences;
+        never a path on the server) or a file the client uploaded (``uploaded``, set by the
+        server's infer route), and keep a study's model output as its next ``original`` label
+        version (unless ``save_label`` is false)."""
         with http_errors():
             request = copy.deepcopy(request)
             task = self._infers.get(request.get("model", ""))
             if task is None:
                 raise UnknownIdError(f"unknown model '{request.get('model')}'; available: {sorted(self._infers)}")
             store = self.studies_store(datastore)
-            image = request.get("image")
-            image_id = None
-            if isinstance(image, str) and not os.path.exists(image):
-                image_id = image
-                request["image"] = str(store.study_path(image_id))
+            image_id = None if request.get("uploaded") else str(request.get("image") or "")
+            if image_id is not None:
+                request["image"] = str(store.study_path(image_id))  # unknown ids and paths alike: 404
                 request["case_id"] = image_id
             result_file, result_json = task(request)
-            label_id = result_file
-            tag = request.get("label_tag", ORIGINAL)
+            result: dict[str, Any] = {"label": result_file, "tag": ORIGINAL, "file": result_file,
+                                      "params": result_json}
             if image_id is not None and as_flag(request.get("save_label", True)):
-                label_id = store.save_label(image_id, result_file, tag,
-                                            {"model": request["model"], "model_version": result_json["model_version"],
-                                             "volumes_ml": result_json["volumes_ml"], "source": "model"})
-            return {"label": label_id, "tag": tag, "file": result_file, "params": result_json}
+                saved = store.add_label(image_id, result_file, ORIGINAL,
+                                        {"model": request["model"], "model_version": result_json["model_version"],
+                                         "volumes_ml": result_json["volumes_ml"], "user": request.get("user", "")})
+                result.update({"label": image_id, "version": saved.version})
+            return result
 
     def train(self, request: dict[str, Any]) -> Any:
         with http_errors():

@@ -34,8 +34,7 @@ def monailabel_process(studies: Path | str, log: Path, conf: dict[str, str] | No
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
            "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": "2", **(env or {})}
-    cmd = [str(bin_dir / "monailabel"), "start_server", "--app", str(REPO / "monailabel_app"),
-           "--studies", str(studies), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(bin_dir / "btl-server"), "--studies", str(studies), "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (conf or {}).items():
         cmd += ["--conf", key, value]
     url = f"http://127.0.0.1:{port}"

@@ -181,12 +181,28 @@ def test_a_missing_label_or_version_is_an_unknown_id(subject, tmp_path):
         subject.store.label_version_uri(image_id, FINAL, 7)
 
 
-def test_label_info_updates_reach_the_newest_version(subject, tmp_path):
+def test_amending_a_labels_record_makes_a_new_version_and_keeps_the_old(subject, tmp_path):
     image_id = subject.complete[0]
     subject.store.save_label(image_id, _label(subject, image_id, tmp_path, "l", fill=1), FINAL, {"user": "ann"})
     subject.store.update_label_info(image_id, FINAL, {"reviewed": True})
+    reopened = subject.reopen()
+    for version in (1, 2):
+        reopened.label_version_uri(image_id, FINAL, version)  # a PACS-only version is fetched with its record
+    versions = reopened.label_versions(image_id, FINAL)
+    assert [v.version for v in versions] == [1, 2] and "reviewed" not in versions[0].info
+    assert (versions[1].info["reviewed"], versions[1].info["user"], versions[1].info["info_of_version"]) == \
+        (True, "ann", 1)
+    assert (_values(subject.store.label_version_uri(image_id, FINAL, 2)) == 1).all()
+
+
+def test_a_correction_records_the_model_output_it_started_from(subject, tmp_path):
+    image_id = subject.complete[0]
+    subject.store.save_label(image_id, _label(subject, image_id, tmp_path, "m", fill=2), ORIGINAL,
+                             {"model_version": "model-7"})
+    subject.store.save_label(image_id, _label(subject, image_id, tmp_path, "f", fill=1), FINAL, {"user": "ann"})
     info = subject.store.get_label_info(image_id, FINAL)
-    assert (info["reviewed"], info["user"], info["version"]) == (True, "ann", 1)
+    assert (info["model_version"], info["original_version"], info["user"]) == ("model-7", 1, "ann")
+    assert info["ts"] > 0
 
 
 def test_removing_a_label_moves_it_aside_or_is_refused_and_keeps_it(subject, tmp_path):

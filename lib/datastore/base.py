@@ -32,6 +32,10 @@ FINAL = DefaultLabelTag.FINAL.value
 #: The tag of model output.
 ORIGINAL = DefaultLabelTag.ORIGINAL.value
 
+#: What a store records itself with each version (not carried over when metadata is amended).
+_BOOKKEEPING = frozenset({"version", "tag", "ts", "seg_series", "pending", "refused", "reserved", "source",
+                          "info_of_version"})
+
 __all__ = ["FINAL", "ORIGINAL", "LabelVersion", "StudyDatastore", "validate_image_id", "validate_tag"]
 
 
@@ -69,6 +73,39 @@ class StudyDatastore(Datastore):
         return str(files.sequences[sequence])
 
     # ---- labels
+    @abstractmethod
+    def save_label_version(self, image_id: str, label_filename: str, tag: str,
+                           info: dict[str, Any]) -> LabelVersion:
+        """Validate a label file and store it as the next version under ``tag``, with ``info``
+        recorded next to it (and the time). Raises :class:`UnknownIdError`,
+        :class:`InvalidLabelError` or :class:`InputError` (a bad tag); on any error nothing is stored."""
+
+    def add_label(self, image_id: str, label_filename: str, tag: str, info: dict[str, Any]) -> LabelVersion:
+        """Store a label as the next version of ``tag`` (:meth:`save_label_version`). The store
+        writes the bookkeeping (version, time) itself; a ``final`` label records the model
+        output it started from (the newest ``original`` version and its model version) unless
+        the client said so itself."""
+        tag = validate_tag(tag or FINAL)
+        record = {k: v for k, v in info.items() if k not in _BOOKKEEPING}
+        if tag == FINAL and "model_version" not in record and ORIGINAL in self.label_tags(image_id):
+            original = self.latest_label(image_id, ORIGINAL)
+            record.update({"original_version": original.version, "model_version": original.info.get("model_version")})
+        return self.save_label_version(image_id, label_filename, tag, record)
+
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        """MONAI Label's save: :meth:`add_label`, returning the label id (the image id)."""
+        self.add_label(image_id, label_filename, label_tag, label_info)
+        return image_id
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
+        """Changed metadata is a new version (the same voxels, the merged record, and
+        ``info_of_version`` naming the version it amends): no record is ever edited in place."""
+        latest = self.latest_label(label_id, label_tag)
+        path = self.label_version_uri(label_id, label_tag, latest.version)  # fetched first when only in a PACS
+        record = {k: v for k, v in {**self.latest_label(label_id, label_tag).info, **info}.items()
+                  if k not in _BOOKKEEPING}
+        self.save_label_version(label_id, path, label_tag, {**record, "info_of_version": latest.version})
+
     @abstractmethod
     def label_tags(self, image_id: str) -> list[str]:
         """The tags under which ``image_id`` has at least one label version, sorted."""

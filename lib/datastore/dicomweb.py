@@ -37,7 +37,7 @@ from pydicom.errors import InvalidDicomError
 
 from lib.atomic import atomic_path, read_json, write_json
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES, sequence_filename
-from lib.dicom.seg import label_to_seg, seg_to_label
+from lib.dicom.seg import get_record, label_to_seg, seg_to_label, set_record
 from lib.dicom.sequences import SeriesInfo, identify_sequences
 from lib.dicom.volume import series_to_image
 from lib.errors import (
@@ -97,6 +97,7 @@ class DicomWebStudyDatastore(StudyDatastore):
         self.refused_dir = self.outbox / "refused"
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.labels = LabelFolder(self.cache / "labels")
+        self.labels.clean_interrupted()
         self.algorithm = algorithm
         self._lock = threading.RLock()
         self._outbox_lock = threading.Lock()
@@ -252,11 +253,13 @@ class DicomWebStudyDatastore(StudyDatastore):
         raise ConflictError("studies are not removed from the PACS by this server")
 
     # ---- labels
-    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+    def save_label_version(self, image_id: str, label_filename: str, tag: str,
+                           info: dict[str, Any]) -> LabelVersion:
         """Validate the label against the study's t1c grid, keep it locally, write a SEG into
         the outbox and send it. A PACS that is down does not lose the label: it stays in
-        the outbox and is sent later (``label_info`` of the version says ``pending``)."""
-        tag = validate_tag(label_tag or FINAL)
+        the outbox and is sent later (the version's record says ``pending``)."""
+        tag = validate_tag(tag)
+        label_info = info
         reference = read_image(self.get_image_uri(image_id), image_id)
         try:
             label = read_image(label_filename, image_id)
@@ -272,16 +275,17 @@ class DicomWebStudyDatastore(StudyDatastore):
                                algorithm_version=str(label_info.get("model_version", "unknown")),
                                series_number=900 + version)
             seg.SeriesDescription = f"{LABEL_SERIES} {tag} v{version}"
+            set_record(seg, {**label_info, "version": version, "tag": tag, "ts": int(time.time())})
             outgoing = self.outbox / f"{int(time.time() * 1000)}-{image_id}-{tag}-v{version:04d}.dcm"
             with atomic_path(outgoing, suffix=".dcm") as tmp:
                 seg.save_as(str(tmp))
-            self.labels.write(image_id, tag, version, label,
-                              {**label_info, "seg_series": str(seg.SeriesInstanceUID), "pending": True})
+            saved = self.labels.write(image_id, tag, version, label,
+                                      {**label_info, "seg_series": str(seg.SeriesInstanceUID), "pending": True})
         except BaseException:
             self.labels.release(image_id, tag, version)
             raise
         self.flush_outbox()
-        return image_id
+        return saved
 
     def flush_outbox(self) -> int:
         """Send the SEGs waiting in the outbox, oldest first, until the PACS is unavailable.
@@ -371,16 +375,10 @@ class DicomWebStudyDatastore(StudyDatastore):
         reference = sitk.ReadImage(self.get_image_uri(image_id))
         image = sitk.GetImageFromArray(labels)
         image.CopyInformation(reference)
-        self.labels.write(image_id, tag, version, image, {"seg_series": series, "pending": False,
-                                                          "source": "pacs"})
+        self.labels.write(image_id, tag, version, image, {**get_record(seg), "seg_series": series, "pending": False})
 
     def label_tags(self, image_id: str) -> list[str]:
         return sorted(set(self.study_record(image_id, offline_ok=True).labels) | set(self.labels.tags(image_id)))
-
-    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        version = self.latest_label(label_id, label_tag).version
-        self.label_version_uri(label_id, label_tag, version)  # a version only in the PACS is fetched first
-        self.labels.update_info(label_id, label_tag, version, info)
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         raise ConflictError("label versions are kept in the PACS; save a new version instead")

@@ -20,6 +20,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,17 @@ _VERSION_FILE = re.compile(r"^v(\d{4,})\.nii\.gz$")
 _RESERVATION = re.compile(r"^v(\d{4,})\.json$")
 #: A label tag: letters, digits and '_' (it appears in file names and DICOM series descriptions).
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+#: How old a temporary file or an empty reservation must be to count as left by a killed writer.
+INTERRUPTED_AFTER_S = 600.0
 #: An image id: a folder or file name, or a DICOM UID; never a path.
 IMAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def validate_tag(tag: str) -> str:
-    """``tag`` if it is a valid label tag, else :class:`InputError` naming it."""
+    """``tag`` as a plain string if it is a valid label tag (an enum such as MONAI Label's
+    ``DefaultLabelTag.ORIGINAL`` gives its value), else :class:`InputError` naming it."""
+    if isinstance(tag, Enum):
+        tag = str(tag.value)
     if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
         raise InputError(f"{_shown(tag)} is not a valid label tag (1 to 64 letters, digits or '_')")
     return tag
@@ -124,7 +130,7 @@ class LabelFolder:
         """Store a reserved version: the sidecar first, then the label (atomically), which
         makes the version visible."""
         target = self.path(image_id, tag, version)
-        record = {**info, "version": version, "tag": tag, "ts": info.get("ts", int(time.time()))}
+        record = {"ts": int(time.time()), **info, "version": version, "tag": tag}
         write_json(self._info_path(image_id, tag, version), record)
         write_image_atomic(label, target)
         return LabelVersion(version, record)
@@ -156,6 +162,24 @@ class LabelFolder:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), target)
         return target
+
+
+    def clean_interrupted(self, older_than_s: float = INTERRUPTED_AFTER_S) -> int:
+        """Remove what writers that were killed left behind: temporary files, and reservations
+        whose label never arrived, older than ``older_than_s``. Returns how many were removed.
+        Run at start-up; a version that was acknowledged always has its label."""
+        if not self.root.is_dir():
+            return 0
+        removed, now = 0, time.time()
+        for path in self.root.glob("*/*/*"):
+            stale = now - path.stat().st_mtime > older_than_s
+            temporary = path.name.startswith(".") and ".tmp" in path.name
+            orphan = (m := _RESERVATION.match(path.name)) is not None and \
+                not path.with_name(f"v{m[1]}.nii.gz").exists()
+            if stale and (temporary or orphan):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def unused_path(stem: Path) -> Path:

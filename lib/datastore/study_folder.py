@@ -34,6 +34,7 @@ from lib.transforms.io import (
     IMAGE_EXTENSIONS,
     LABEL_SUFFIX,
     check_label,
+    check_sequence,
     find_case_files,
     split_channels,
     write_image_atomic,
@@ -70,6 +71,8 @@ class StudyFolderDatastore(StudyDatastore):
         self.import_case_labels = import_case_labels
         self.read_only = read_only
         self.labels = LabelFolder(self.root / LABELS_DIR)
+        if not read_only:
+            self.labels.clean_interrupted()
         self._lock = threading.RLock()
         self._studies: dict[str, Path] = {}
         self._scanned = 0.0
@@ -172,12 +175,15 @@ class StudyFolderDatastore(StudyDatastore):
             write_json(path, merged)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
-        """Add an uploaded 4-channel image as a new study. Validated first (readable, four 3D
-        channels); an existing id raises :class:`ConflictError`; nothing is overwritten."""
+        """Add an uploaded 4-channel image as a new study. Validated first: the declared size
+        (before reading voxels), then four usable 3D channels (:func:`check_sequence`: not tiny,
+        not blank, finite, sane spacing); an existing id raises :class:`ConflictError`;
+        nothing is overwritten."""
         self._check_writable()
         image_id = validate_image_id(image_id)
         src = Path(image_filename)
-        split_channels(read_image(src, image_id), image_id, src.name)
+        for sequence, channel in split_channels(read_image(src, image_id), image_id, src.name).items():
+            check_sequence(channel, image_id, src.name, sequence)
         ext = next((e for e in IMAGE_EXTENSIONS if src.name.lower().endswith(e)), ".nii.gz")
         dest = self.root / f"{image_id}{ext}"
         with self._lock:
@@ -206,16 +212,14 @@ class StudyFolderDatastore(StudyDatastore):
             del self._studies[image_id]
 
     # ---- labels
-    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        """Validate and store a label as the next version for ``label_tag``; returns the label id
-        (the image id). Raises :class:`UnknownIdError`, :class:`InvalidLabelError` or
-        :class:`InputError` (a bad tag); on any error nothing is stored."""
+    def save_label_version(self, image_id: str, label_filename: str, tag: str,
+                           info: dict[str, Any]) -> LabelVersion:
         self._check_writable()
-        tag = validate_tag(label_tag or FINAL)
+        tag = validate_tag(tag)
         label = self._validated_label(image_id, Path(label_filename))
-        saved = self.labels.save(image_id, tag, label, label_info)
+        saved = self.labels.save(image_id, tag, label, info)
         logger.info("saved label '%s' version %d for '%s'", tag, saved.version, image_id)
-        return image_id
+        return saved
 
     def _validated_label(self, image_id: str, path: Path) -> sitk.Image:
         study = self._known(image_id)
@@ -258,12 +262,6 @@ class StudyFolderDatastore(StudyDatastore):
             return None
         return next((f for f in sorted(study.iterdir())
                      if (_strip_image_extension(f.name) or "").endswith("-" + LABEL_SUFFIX)), None)
-
-    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        latest = self.latest_label(label_id, label_tag)
-        if latest.info.get("source") == _IMPORTED:
-            raise ConflictError(f"label '{label_id}' is an imported case file; its info cannot be changed")
-        self.labels.update_info(label_id, label_tag, latest.version, info)
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         """Move every version of a label under ``labels/.removed`` (recoverable)."""

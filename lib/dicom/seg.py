@@ -9,6 +9,7 @@ so a viewer shows it over the study, and reading it back gives the label voxel f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -101,6 +102,27 @@ def label_to_seg(label: np.ndarray, source: Sequence[pydicom.Dataset], *, manual
         manufacturer=SOFTWARE, manufacturer_model_name=algorithm, software_versions=algorithm_version,
         device_serial_number="1", content_label="TUMOR", content_description=f"Brain tumor ({kind})"[:64],
         content_creator_name=creator if manual and creator else None, omit_empty_frames=False)
+
+
+#: The private block in which a SEG carries the label version's record (who, when, which model...).
+PRIVATE_GROUP, PRIVATE_CREATOR = 0x0011, "BrainTumorLabel"
+
+
+def set_record(seg: pydicom.Dataset, record: dict[str, Any]) -> None:
+    """Store a label version's record (JSON) in the SEG's private block, so a server reading the
+    PACS later knows who made the version and from what."""
+    block = seg.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(0x01, "LT", json.dumps(record, default=str)[:10240])
+
+
+def get_record(seg: pydicom.Dataset) -> dict[str, Any]:
+    """The record :func:`set_record` stored; empty for a SEG written by anything else."""
+    try:
+        value = seg.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)[0x01].value
+        record = json.loads(value)
+    except (KeyError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def seg_to_label(seg: pydicom.Dataset, source: Sequence[pydicom.Dataset]) -> np.ndarray:

@@ -47,25 +47,47 @@ class TumorSegmenter:
         self.settings = settings or PredictionSettings()
         self._loaded: tuple[Path, int] | None = None
         self._checkpoint: Checkpoint | None = None
+        self._refused: dict[tuple[Path, int], str] = {}
         self._lock = threading.Lock()
+        #: Why a preferred checkpoint is not the one served (None when it is).
+        self.warning: str | None = None
 
     def checkpoint_path(self) -> Path:
-        """The checkpoint that would be used now."""
-        for path in self.candidates:
-            if path.is_file():
-                return path
-        raise ModelUnavailableError(f"no model checkpoint found (looked for {', '.join(map(str, self.candidates))})")
+        """The checkpoint served now: the first candidate that exists and loads."""
+        checkpoint = self.checkpoint()
+        assert checkpoint.path is not None
+        return checkpoint.path
 
     def checkpoint(self) -> Checkpoint:
-        """The current checkpoint, (re)loaded if a newer file was published."""
-        path = self.checkpoint_path()
-        stamp = (path, path.stat().st_mtime_ns)
+        """The first candidate that loads, (re)loaded when a newer file was published. A file
+        that does not load (corrupt, half-copied by hand) is skipped with a warning, once per
+        version of the file; :class:`ModelUnavailableError` when none loads."""
         with self._lock:
-            if self._loaded != stamp or self._checkpoint is None:
-                self._checkpoint = load_checkpoint(path)
-                self._loaded = stamp
-                logger.info("loaded model %s from %s", self._checkpoint.version, path)
-            return self._checkpoint
+            problems = []
+            for path in self.candidates:
+                try:
+                    stamp = (path, path.stat().st_mtime_ns)
+                except FileNotFoundError:
+                    continue
+                if stamp in self._refused:
+                    problems.append(self._refused[stamp])
+                    continue
+                if self._loaded != stamp or self._checkpoint is None:
+                    try:
+                        checkpoint = load_checkpoint(path)
+                    except Exception as exc:  # any unreadable file: serve the next candidate
+                        self._refused[stamp] = f"{path.name} could not be loaded ({type(exc).__name__}: {exc})"[:300]
+                        logger.warning("%s; trying the next model", self._refused[stamp])
+                        problems.append(self._refused[stamp])
+                        continue
+                    self._checkpoint, self._loaded = checkpoint, stamp
+                    logger.info("loaded model %s from %s", checkpoint.version, path)
+                self.warning = f"{'; '.join(problems)}; serving {path.name}" if problems else None
+                assert self._checkpoint is not None
+                return self._checkpoint
+            raise ModelUnavailableError("no model checkpoint could be loaded (looked for "
+                                        f"{', '.join(str(p) for p in self.candidates)})"
+                                        + (f": {'; '.join(problems)}" if problems else ""))
 
     def segment(self, source: Any, case_id: str | None = None) -> SegmentationResult:
         """Segment one case. ``source``: case folder, 4-channel file, ``{seq: path}`` or a list

@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from lib.brats import LABEL_NAMES
+from lib.errors import ModelUnavailableError
 
 from .pipeline import TumorSegmenter
 
@@ -31,10 +32,17 @@ class BrainTumorSegmentation(InferTask):
         return any(p.is_file() for p in self.segmenter.candidates)
 
     def info(self) -> dict[str, Any]:
+        """MONAI Label's task info, with the model served (or why none can be)."""
         info = super().info()
-        model = self.segmenter.checkpoint()
+        info["sequences"] = ["t1n", "t1c", "t2w", "t2f"]
+        try:
+            model = self.segmenter.checkpoint()
+        except ModelUnavailableError as exc:
+            return {**info, "model_version": None, "model_warning": str(exc)}
         info.update({"model_version": model.version, "model_path": str(model.path),
-                     "sequences": ["t1n", "t1c", "t2w", "t2f"], "validation_dice": model.training.get("val_dice")})
+                     "validation_dice": model.training.get("val_dice")})
+        if self.segmenter.warning:
+            info["model_warning"] = self.segmenter.warning
         return info
 
     def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -41,6 +41,12 @@ class Publication:
     checkpoint: str | None
 
 
+def previous_path(checkpoint_path: str | Path) -> Path:
+    """Where the model a publication replaced is kept (served when the new one cannot be loaded)."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.stem + ".previous" + path.suffix)
+
+
 def candidate_path(checkpoint_path: str | Path) -> Path:
     """Where a run keeps its best epoch before (or instead of) publishing it."""
     path = Path(checkpoint_path)
@@ -100,6 +106,8 @@ def publish_if_not_worse(result: TrainResult, checkpoint_path: str | Path, serve
         reason = f"published: mean validation Dice {mean_score(candidate):.3f} >= {mean_score(current):.3f}"
     target = Path(checkpoint_path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        os.replace(target, previous_path(target))
     os.replace(result.candidate, target)
     logger.info("%s (%s)", reason, target)
     return Publication(True, reason, candidate, current, str(target))

@@ -18,6 +18,7 @@ from lib.model import load_checkpoint
 from lib.options import as_flag
 
 from .config import REQUEST_KEYS, TrainConfig
+from .lock import TrainerLock
 from .run import run_training
 
 #: Request keys beyond the config's: fine-tune the served model (True) or start from scratch.
@@ -37,16 +38,22 @@ class BrainTumorTraining(TrainTask):
         self.work_dir = Path(work_dir)
         self.current_model = current_model
         self.name = name
+        self.lock = TrainerLock(self.work_dir / "trainer.lock")
 
     def config(self) -> dict[str, Any]:
         defaults = TrainConfig()
         return {**{key: getattr(defaults, key) for key in REQUEST_KEYS}, **RUN_KEYS}
 
     def stats(self) -> dict[str, Any]:
+        """The last run's progress record; a run that says RUNNING while no trainer holds the
+        lock was stopped or killed, and says INTERRUPTED."""
         try:
-            return json.loads((self.work_dir / "progress.json").read_text(encoding="utf-8"))
+            progress = json.loads((self.work_dir / "progress.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return {}
+        if progress.get("state") == "RUNNING" and self.lock.holder() is None:
+            progress["state"] = "INTERRUPTED"
+        return progress
 
     def run_config(self, request: dict[str, Any]) -> TrainConfig:
         """The configuration a request asks for. Fine-tuning starts from the served model and
@@ -74,10 +81,11 @@ class BrainTumorTraining(TrainTask):
         if len(cases) < 1:
             raise InputError("no studies with a final label to train on; submit corrections first")
         version = f"{self.name}-{time.strftime('%Y%m%dT%H%M%S')}"
-        result, publication = run_training(
-            cases, self.checkpoint_path, config, split_path=self.work_dir / "split.json",
-            cache_dir=self.work_dir / "cache", version=version, served=self.current_model(),
-            progress_path=self.work_dir / "progress.json")
+        with self.lock.hold():
+            result, publication = run_training(
+                cases, self.checkpoint_path, config, split_path=self.work_dir / "split.json",
+                cache_dir=self.work_dir / "cache", version=version, served=self.current_model(),
+                progress_path=self.work_dir / "progress.json")
         return {"model_version": version if publication.published else None, "best_dice": result.best_dice,
                 "best_epoch": result.best_epoch, "epochs": result.epochs, "train_cases": result.train_cases,
                 "val_cases": result.val_cases, "duration_s": result.duration_s, "publication": asdict(publication)}

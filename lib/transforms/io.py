@@ -30,6 +30,7 @@ from monai.transforms import MapTransform
 from lib.atomic import atomic_path
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
 from lib.errors import (
+    ImageTooLargeError,
     InputError,
     InvalidGeometryError,
     InvalidLabelError,
@@ -40,6 +41,10 @@ from lib.errors import (
 
 from ._common import CaseGeometry, Grid
 
+#: The most voxels (all channels together) an image may declare: 4 sequences of 400 x 400 x 400.
+#: BraTS studies have 4 x 240 x 240 x 155 (36 M); the limit stops a small compressed file from
+#: claiming gigabytes of memory.
+MAX_VOXELS = 4 * 400 ** 3
 #: File extensions accepted for images (all readable by SimpleITK), longest first.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr")
 
@@ -177,6 +182,11 @@ def _check_nifti(path: Path, case_id: str | None) -> None:
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
             raise UnreadableImageError(f"not a NIfTI image ({type(img).__name__})", case_id, path)
         header = img.header
+        with nib.openers.ImageOpener(str(path)) as raw:  # as written: nibabel's load turns a 0 spacing into 1
+            written = type(header).from_fileobj(raw, check=False)
+        spacing = [float(v) for v in written["pixdim"][1:4]]
+        if not all(np.isfinite(s) and s > 0 for s in spacing):
+            raise InvalidGeometryError(f"image has invalid voxel spacing {spacing} (pixdim)", case_id, path)
         if np.issubdtype(header.get_data_dtype(), np.floating):
             arr = np.asanyarray(img.dataobj)
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
@@ -195,11 +205,38 @@ def _check_nifti(path: Path, case_id: str | None) -> None:
         raise UnreadableImageError(f"file is truncated ({actual} of {expected} bytes)", case_id, path)
 
 
+def check_declared_size(path: str | Path, case_id: str | None = None, max_voxels: int | None = None) -> None:
+    """Read only the header: :class:`ImageTooLargeError` when it declares more than ``max_voxels``
+    voxels (all channels; default :data:`MAX_VOXELS`), :class:`UnreadableImageError` when it
+    cannot be read or holds complex values."""
+    limit = MAX_VOXELS if max_voxels is None else max_voxels
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()
+        msg = next((ln for ln in first if "rror" in ln or "ould not" in ln), first[0] if first else "")
+        raise UnreadableImageError(f"cannot read image ({msg.strip()[:200]})", case_id, path) from None
+    if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64) or \
+            "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID()).lower():
+        raise UnreadableImageError("complex-valued images are not MRI magnitudes; send magnitude images",
+                                   case_id, path)
+    voxels = int(np.prod([int(s) for s in reader.GetSize()], dtype=np.int64)) * reader.GetNumberOfComponents()
+    if voxels > limit:
+        raise ImageTooLargeError(f"image declares {voxels:,} voxels (size {reader.GetSize()}); the limit is "
+                                 f"{limit:,}", case_id, path)
+
+
 def read_image(path: str | Path, case_id: str | None = None) -> sitk.Image:
     """Read any SimpleITK-readable image, pixel data included. Raises
-    :class:`UnreadableImageError` (corrupt, truncated, unknown format) naming case and file.
-    NIfTI files are first checked for truncation and NaN/Inf voxels (see :func:`_check_nifti`)."""
+    :class:`UnreadableImageError` (corrupt, truncated, unknown format, complex-valued) or
+    :class:`ImageTooLargeError` (checked from the header first) naming case and file.
+    NIfTI files are also checked for truncation and NaN/Inf voxels (see :func:`_check_nifti`)."""
     p = Path(path)
+    if not p.is_file():
+        raise UnreadableImageError("no such file", case_id, p)
+    check_declared_size(p, case_id)
     _check_nifti(p, case_id)
     try:
         reader = sitk.ImageFileReader()
@@ -244,6 +281,26 @@ def check_finite(image: sitk.Image, case_id: str | None, path: str | Path | None
         if not np.isfinite(arr).all():
             n = int(arr.size - np.isfinite(arr).sum())
             raise NonFiniteVoxelsError(f"{what} has {n} NaN or infinite voxels", case_id, path)
+
+
+#: The fewest voxels along any axis of a sequence (a 1 x 1 x 1 "study" is refused).
+MIN_SEQUENCE_VOXELS = 8
+
+
+def check_sequence(image: sitk.Image, case_id: str | None, path: str | Path | None, sequence: str) -> sitk.Image:
+    """One MRI sequence of a study, as Float32: 3D (:func:`check_3d`), at least
+    :data:`MIN_SEQUENCE_VOXELS` along every axis, finite, not blank. Raises typed
+    :class:`InputError` subclasses naming the sequence."""
+    image = check_3d(image, case_id, path, sequence)
+    if min(image.GetSize()) < MIN_SEQUENCE_VOXELS:
+        raise InvalidGeometryError(f"{sequence} is {image.GetSize()} voxels; a brain needs at least "
+                                   f"{MIN_SEQUENCE_VOXELS} along every axis", case_id, path)
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    check_finite(image, case_id, path, sequence)
+    values = sitk.GetArrayViewFromImage(image)
+    if float(values.max()) == float(values.min()):
+        raise InputError(f"{sequence} is blank (every voxel is {float(values.min()):g})", case_id, path)
+    return image
 
 
 def split_channels(image: sitk.Image, case_id: str | None, path: str | Path | None) -> dict[str, sitk.Image]:
@@ -298,11 +355,7 @@ def load_case(files: CaseFiles, load_label: bool = True) -> tuple[dict[str, sitk
         for seq in SEQUENCES:
             images[seq] = read_image(files.sequences[seq], cid)
     for seq in SEQUENCES:
-        path = files.path_of(seq)
-        img = check_3d(images[seq], cid, path, seq)
-        img = sitk.Cast(img, sitk.sitkFloat32)
-        check_finite(img, cid, path, seq)
-        images[seq] = img
+        images[seq] = check_sequence(images[seq], cid, files.path_of(seq), seq)
     label = None
     if load_label and files.label is not None:
         label = check_label(read_image(files.label, cid), Grid.of(images[REFERENCE_SEQUENCE]), cid, files.label)
