@@ -10,6 +10,11 @@ cases from the extra and generated ones). Each real case is then scored by the m
 fold that did not train on it (``bench/evaluate_model.py --folds``): out-of-fold figures.
 ``--final`` trains the shipped model the same way on every real case and copies it there.
 
+With ``--base-options``, a base model is first trained from ``--init-from`` on the extra and
+generated cases alone (no cross-validated case), with those ``btl-train`` options; every fold
+and the final model then start from it. The base sees no held-out case, so the figures stay
+out-of-fold, and the long part of the training is done once.
+
 Every step resumes: a fold whose model exists is skipped, and an interrupted ``btl-train``
 continues from its saved state. Options after ``--`` go to ``btl-train``.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--final", type=Path, help="also train on every real case and publish here")
     ap.add_argument("--version", default="brats-segresnet-2mm", help="model version prefix")
+    ap.add_argument("--base-options", help="btl-train options of a base run on the non-CV cases (quoted)")
     args = ap.parse_args(own)
 
     real = labelled_cases(args.real)
@@ -130,23 +137,29 @@ def main(argv: list[str] | None = None) -> int:
     else:
         folds = make_folds(real, args.folds)
     cache = args.work / "cache"
+    start, base_summary = args.init_from, None
+    if args.base_options:
+        base = args.work / "base" / "model.pt"
+        base_summary = train(args.work, "base", others, args.val, base, f"{args.version}-base", args.init_from,
+                             cache, shlex.split(args.base_options))
+        start = base
 
     record: dict[str, Any] = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
                               "btl_train_options": passed, "init_from": str(args.init_from), "validation": args.val,
+                              "base_options": args.base_options, "start": str(start), "base": base_summary,
                               "extra": [c["case_id"] for c in others if c["case_id"] not in args.val],
                               "folds": []}
     for i, held_out in enumerate(folds):
         cases = [c for c in real if c["case_id"] not in held_out] + others
         out = args.work / f"fold{i}" / "model.pt"
-        summary = train(args.work, f"fold{i}", cases, args.val, out, f"{args.version}-fold{i}", args.init_from, cache,
-                        passed)
+        summary = train(args.work, f"fold{i}", cases, args.val, out, f"{args.version}-fold{i}", start, cache, passed)
         record["folds"].append({"held_out": held_out, "checkpoint": str(out), "train_real":
                                 [c["case_id"] for c in real if c["case_id"] not in held_out], "summary": summary})
         write_json(folds_file, record)
     if args.final:
         out = args.work / "final" / "model.pt"
         summary = train(args.work, "final", real + others, args.val, out,
-                        f"{args.version}-{time.strftime('%Y.%m.%d')}", args.init_from, cache, passed)
+                        f"{args.version}-{time.strftime('%Y.%m.%d')}", start, cache, passed)
         shutil.copyfile(out, args.final)
         record["final"] = {"checkpoint": str(args.final), "train_real": [c["case_id"] for c in real],
                            "summary": summary}

@@ -172,6 +172,15 @@ class TokenVerifier:
         self._jwks: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
         self._failure: tuple[float, str] | None = None  # (time.monotonic(), message) of a failed discovery
+        self._metadata: dict[str, Any] | None = None
+
+    def provider_metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (fetched once): its token endpoint, for a server
+        that logs users in on their behalf."""
+        with self._lock:
+            if self._metadata is None:
+                self._metadata = self._discover()
+            return self._metadata
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; AuthenticationError naming the problem otherwise."""

@@ -24,6 +24,9 @@ import shutil
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from monailabel.app import app
 from monailabel.endpoints.infer import ResultType, send_response
@@ -43,7 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib.api import build_router
 from lib.audit import AuditEvent
-from lib.auth import AuthMiddleware, AuthSettings, Principal, loopback_only
+from lib.auth import AuthenticationError, AuthMiddleware, AuthSettings, Principal, TokenVerifier, loopback_only
 from lib.datastore.base import FINAL, ORIGINAL
 from lib.errors import ConflictError, InputError
 from lib.http_errors import http_errors, http_status
@@ -130,6 +134,7 @@ class BodyLimit:
 
 SETTINGS = ServerSettings.from_environment()
 AUTH = AuthSettings.from_environment()
+VERIFIER = TokenVerifier(AUTH) if AUTH.mode == "oidc" else None
 INFERENCE = WorkQueue("inference", SETTINGS.inference_workers, SETTINGS.inference_queue, typical_s=10)
 
 
@@ -160,7 +165,7 @@ def _check_auth_mode(settings: AuthSettings, host: str) -> None:
 # ---- the application
 _check_auth_mode(AUTH, _server_host(sys.argv))
 # innermost first after MONAI Label's CORS middleware: browsers must see 401/403 with CORS headers
-app.user_middleware.append(Middleware(AuthMiddleware, settings=AUTH))
+app.user_middleware.append(Middleware(AuthMiddleware, settings=AUTH, verifier=VERIFIER))
 app.user_middleware.append(Middleware(BodyLimit, max_bytes=int(SETTINGS.max_upload_mb * 2**20)))
 
 
@@ -212,6 +217,47 @@ def _user_info(request: Request, params: dict[str, Any]) -> dict[str, Any]:
 
 
 overrides = APIRouter()
+
+
+@overrides.get("/auth/", summary="Whether the server requires a login, and with which provider")
+def auth_info() -> dict[str, Any]:
+    return {"enabled": AUTH.mode == "oidc", "issuer": AUTH.issuer, "audience": AUTH.audience,
+            "client_id": AUTH.client_id}
+
+
+@overrides.post("/auth/token", summary="Log in with a user name and password (the provider's password grant)")
+def login(username: str = Form(...), password: str = Form(...)) -> dict[str, Any]:
+    """For clients without a browser (3D Slicer): the server asks the identity provider for a
+    token with the password grant, where the provider allows it (Keycloak does). A refusal is
+    a 401 with the provider's reason; the password is neither logged nor returned."""
+    if VERIFIER is None:
+        return {"access_token": None, "token_type": None}
+    try:
+        endpoint = str(VERIFIER.provider_metadata()["token_endpoint"])
+    except (AuthenticationError, KeyError) as exc:
+        raise HTTPException(503, f"the identity provider cannot be reached: {exc}") from None
+    form = {"grant_type": "password", "username": username, "password": password, "scope": "openid",
+            "client_id": AUTH.client_id or ""}
+    request = urllib.request.Request(endpoint, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=AUTH.timeout_s) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:
+        reason = _provider_reason(error.read())
+        raise HTTPException(401, f"login refused by the identity provider{': ' + reason if reason else ''}",
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+    except OSError as error:
+        raise HTTPException(503, f"the identity provider cannot be reached ({type(error).__name__})") from None
+    return {"access_token": answer.get("access_token"), "token_type": answer.get("token_type", "Bearer"),
+            "expires_in": answer.get("expires_in")}
+
+
+def _provider_reason(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return ""
+    return str(answer.get("error_description") or answer.get("error") or "")[:200] if isinstance(answer, dict) else ""
 
 
 @overrides.post("/infer/{model}", summary="Segment a study (by image id) or an uploaded 4-channel file")
@@ -318,6 +364,14 @@ app.router.routes[:0] = _ours
 @app.exception_handler(QueueFull)
 async def _busy(request: Request, exc: QueueFull) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422, without echoing the input (it may be huge, not JSON-safe like 1e999, or a
+    password)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 @app.exception_handler(json.JSONDecodeError)

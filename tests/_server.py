@@ -47,7 +47,7 @@ def monailabel_process(studies: Path | str, log: Path, conf: dict[str, str] | No
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
                 try:
-                    with urllib.request.urlopen(f"{url}/info/", timeout=5) as response:
+                    with urllib.request.urlopen(f"{url}/auth/", timeout=5) as response:  # public
                         if response.status == 200:
                             break
                 except OSError:

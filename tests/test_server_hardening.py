@@ -7,7 +7,6 @@ import gzip
 import json
 import shutil
 import struct
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import SimpleITK as sitk
 
 from _cases import make_studies, t1c_path, truth_path, write_label_like
+from _http import call, detail
 from _server import monailabel_server
 
 MODEL = "brats_segresnet"
@@ -37,34 +37,6 @@ def server(studies, tmp_path_factory) -> str:
 
 def _ids(studies: Path) -> list[str]:
     return sorted(p.name for p in studies.iterdir() if p.name.startswith("SynBraTS"))
-
-
-def call(url: str, method: str, path: str, fields: dict[str, str] | None = None,
-         files: dict[str, bytes] | None = None, body: bytes | None = None,
-         content_type: str | None = None) -> tuple[int, bytes]:
-    """One request; returns (status, body) for any answer, errors included."""
-    headers = {}
-    if fields is not None or files is not None:
-        boundary = uuid.uuid4().hex
-        chunks = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                  for k, v in (fields or {}).items()]
-        chunks += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{k}.nii.gz"\r\n'
-                   f"Content-Type: application/octet-stream\r\n\r\n".encode() + v + b"\r\n"
-                   for k, v in (files or {}).items()]
-        body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-    elif content_type:
-        headers["Content-Type"] = content_type
-    request = urllib.request.Request(url + path, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def detail(answer: tuple[int, bytes]) -> str:
-    return str(json.loads(answer[1]).get("detail", ""))
 
 
 def _image_bytes(array: np.ndarray) -> bytes:

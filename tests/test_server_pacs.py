@@ -3,6 +3,8 @@ written back as DICOM SEG next to the study; credentials never reach the logs.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from synthbrats import GeneratorConfig, generate_case, write_case
 from synthbrats.dicom_export import StudyPlan, export_case
 
 from _cases import write_label_like
-from _server import monailabel_server
+from _server import REPO, monailabel_server
 
 MODEL = "brats_segresnet"
 
@@ -72,6 +74,26 @@ def test_an_unknown_study_is_404(setup):
     assert response.status_code == 404
 
 
-def test_the_password_never_appears_in_the_server_log(setup):
-    requests.get(f"{setup['url']}/datastore/?output=all", timeout=60)
-    assert setup["orthanc"].password not in setup["log"].read_text(errors="replace")
+def test_the_password_appears_in_no_log_answer_or_process_title(setup):
+    password = setup["orthanc"].password
+    answers = [requests.get(f"{setup['url']}{path}", timeout=60).text
+               for path in ("/info/", "/datastore/?output=all", "/logs/?lines=100000", "/train/", "/btl/audit",
+                            f"/datastore/image/info?image={setup['uids']['complete']}")]
+    assert all(password not in answer for answer in answers)
+    assert password not in setup["log"].read_text(errors="replace")
+    for log in (REPO / "monailabel_app" / "logs").glob("*.log*"):
+        assert password not in log.read_text(errors="replace"), log
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert password not in cmdline.read_bytes().decode(errors="replace"), cmdline
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+
+
+def test_a_password_in_the_pacs_address_is_refused_before_anything_logs_it(tmp_path):
+    secret = "s3cret-in-the-url"
+    started = subprocess.run([str(Path(sys.executable).parent / "btl-server"), "--studies",
+                              f"http://btl:{secret}@127.0.0.1:9/dicom-web", "--port", "1"],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2 and "BTL_PACS_PASSWORD" in started.stderr
+    assert secret not in started.stdout + started.stderr

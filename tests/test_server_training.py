@@ -3,6 +3,9 @@ background process; a model worse than the served one is kept as a candidate, no
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -10,7 +13,8 @@ import pytest
 from monailabel.client import MONAILabelClient
 
 from _cases import make_studies, truth_path
-from _server import monailabel_server
+from _http import call
+from _server import monailabel_process, monailabel_server
 
 MODEL = "brats_segresnet"
 #: one epoch of one step on small patches: the whole loop in about a minute on two cores
@@ -68,3 +72,46 @@ def test_a_running_training_can_be_stopped(client):
     client.train_stop()
     assert _wait_until_finished(client, 60)["status"] == "STOPPED"
     assert client.info()["name"] == "BrainTumorLabel"
+
+
+def test_a_trainer_orphaned_by_a_killed_server_blocks_a_second_one_until_it_is_gone(studies, tmp_path):
+    work = studies / ".braintumorlabel" / "model"
+    with monailabel_process(studies, tmp_path / "first.log") as (url, server):
+        client = MONAILabelClient(url, tmpdir=str(tmp_path))
+        for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
+            client.save_label(case.name, str(truth_path(case)), tag="final")
+        client.train_start(MODEL, {**TINY_RUN, "max_epochs": 500})
+        deadline = time.monotonic() + 120
+        while not (work / "trainer.lock").exists():  # the trainer holds the lock once it runs
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        orphan = int(json.loads((work / "trainer.lock").read_text())["pid"])
+        os.kill(server.pid, signal.SIGKILL)  # the server dies; its trainer runs on
+        server.wait(30)
+    try:
+        with monailabel_server(studies, tmp_path / "second.log") as url:
+            status, body = call(url, "POST", f"/train/{MODEL}", body=json.dumps(TINY_RUN).encode(),
+                                content_type="application/json")
+            assert status == 409 and str(orphan) in body.decode()
+            os.kill(orphan, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while _alive(orphan):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            stats = json.loads(call(url, "GET", "/info/")[1])["train_stats"][MODEL]
+            assert stats["state"] == "INTERRUPTED"  # not RUNNING forever
+            status, _ = call(url, "POST", f"/train/{MODEL}", body=json.dumps(TINY_RUN).encode(),
+                             content_type="application/json")
+            assert status == 200  # the stale lock is taken over
+            MONAILabelClient(url, tmpdir=str(tmp_path)).train_stop()
+    finally:
+        if _alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()

@@ -22,13 +22,18 @@ logger = logging.getLogger(__name__)
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed trainer nobody has reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
         return True
-    return True
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\tZ" not in next(line for line in status.read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):  # no /proc (not Linux): the signal test is all there is
+        return True
 
 
 class TrainerLock:

@@ -13,6 +13,7 @@ import torch
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
+from lib.atomic import write_json
 from lib.errors import InputError
 from lib.model import load_checkpoint
 from lib.options import as_flag
@@ -82,6 +83,8 @@ class BrainTumorTraining(TrainTask):
             raise InputError("no studies with a final label to train on; submit corrections first")
         version = f"{self.name}-{time.strftime('%Y%m%dT%H%M%S')}"
         with self.lock.hold():
+            write_json(self.work_dir / "progress.json", {"state": "RUNNING", "epoch": 0, "version": version,
+                                                         "max_epochs": config.max_epochs})
             result, publication = run_training(
                 cases, self.checkpoint_path, config, split_path=self.work_dir / "split.json",
                 cache_dir=self.work_dir / "cache", version=version, served=self.current_model(),
