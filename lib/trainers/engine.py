@@ -175,7 +175,7 @@ def _set_up(rank: int, world_size: int, train_cases: list[PreparedCase], val_cas
         spec, network = base.spec, base.network
         landmarks = base.landmarks if landmarks is None else landmarks
     # channels-last 3D: oneDNN's convolution backward is 1.4x faster on CPU this way (measured)
-    network = network.to(device, memory_format=torch.channels_last_3d)
+    network = network.to(device).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     model = torch.nn.parallel.DistributedDataParallel(network) if world_size > 1 else network
 
     train_norm = [normalize_case(c, landmarks) for c in train_cases]
