@@ -16,16 +16,18 @@ PORT ?= 8000
 DICOM_DIR := sample-data/dicom
 ORTHANC_PORT ?= 8042
 PACS_URL ?= http://127.0.0.1:$(ORTHANC_PORT)/dicom-web
+REPORT_DIR := build/report-demo
 
-SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools
+SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages data run orthanc run-pacs lint test clean
+.PHONY: help setup system-packages data run report orthanc run-pacs lint test clean
 
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
 	@echo "make test   set up, lint (ruff), type-check (mypy) and run the test suite"
 	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
+	@echo "make report    a signed demo report (PDF, JSON, key images) of a generated follow-up scan in $(REPORT_DIR)/"
 	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
 	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
 
@@ -53,6 +55,20 @@ run: $(SAMPLE_DIR)/.complete
 	@echo "Serving $(SAMPLE_DIR)/ ($$(ls -d $(SAMPLE_DIR)/SynBraTS-*/ | wc -l) studies) with the bundled model"
 	@echo "MONAI Label server: http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/btl-server --studies $(SAMPLE_DIR) --host $(HOST) --port $(PORT)
+
+# A baseline scan and its follow-up (same subject and site, tumor shrunk to 60 %), reported
+# against each other with their reference labels; signed as "demo" so the PDF is final.
+$(REPORT_DIR)/studies/.complete: $(STAMP)
+	$(BIN)/synthbrats --cases 1 --seed 5 --out $(REPORT_DIR)/studies
+	$(BIN)/synthbrats --cases 1 --seed 5 --out $(REPORT_DIR)/studies --follow-up-scale 0.6
+	touch $@
+
+report: $(REPORT_DIR)/studies/.complete
+	$(BIN)/btl-report --study $(REPORT_DIR)/studies/SynBraTS-00005-000-followup \
+	    --prior $(REPORT_DIR)/studies/SynBraTS-00005-000 --steroid-dose stable --clinical-status stable \
+	    --out $(REPORT_DIR) --sign demo --impression "Smaller enhancing tumor." \
+	    --recommendations "Follow-up MRI in 8 weeks."
+	@echo "Report: $(REPORT_DIR)/report.pdf (JSON: $(REPORT_DIR)/report.json)"
 
 # Orthanc (a private one is started by the tests) and dciodvfy, installed when missing.
 system-packages:

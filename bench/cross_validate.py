@@ -10,6 +10,12 @@ cases from the extra and generated ones). Each real case is then scored by the m
 fold that did not train on it (``bench/evaluate_model.py --folds``): out-of-fold figures.
 ``--final`` trains the shipped model the same way on every real case and copies it there.
 
+``--fold-selection last-epoch``: the fold and final runs have no validation set and keep their
+last epoch (a schedule fixed in advance, so nothing is selected at all, and the ``--val`` cases
+are trained on too). Use it after a base run: the base was already chosen on ``--val``, and a
+short fine-tune rarely beats a score picked as the best of many epochs on the same cases, so
+selection on ``--val`` would hand back the base and ignore the real cases.
+
 With ``--base-options``, a base model is first trained from ``--init-from`` on the extra and
 generated cases alone (no cross-validated case), with those ``btl-train`` options; every fold
 and the final model then start from it. The base sees no held-out case, so the figures stay
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--final", type=Path, help="also train on every real case and publish here")
     ap.add_argument("--version", default="brats-segresnet-2mm", help="model version prefix")
     ap.add_argument("--base-options", help="btl-train options of a base run on the non-CV cases (quoted)")
+    ap.add_argument("--fold-selection", choices=("validation", "last-epoch"), default="validation",
+                    help="how fold and final runs pick their epoch: best on --val, or the last one")
     args = ap.parse_args(own)
 
     real = labelled_cases(args.real)
@@ -147,18 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
                               "btl_train_options": passed, "init_from": str(args.init_from), "validation": args.val,
                               "base_options": args.base_options, "start": str(start), "base": base_summary,
+                              "fold_selection": args.fold_selection,
                               "extra": [c["case_id"] for c in others if c["case_id"] not in args.val],
                               "folds": []}
+    fold_val = args.val if args.fold_selection == "validation" else []
     for i, held_out in enumerate(folds):
         cases = [c for c in real if c["case_id"] not in held_out] + others
         out = args.work / f"fold{i}" / "model.pt"
-        summary = train(args.work, f"fold{i}", cases, args.val, out, f"{args.version}-fold{i}", start, cache, passed)
+        summary = train(args.work, f"fold{i}", cases, fold_val, out, f"{args.version}-fold{i}", start, cache, passed)
         record["folds"].append({"held_out": held_out, "checkpoint": str(out), "train_real":
                                 [c["case_id"] for c in real if c["case_id"] not in held_out], "summary": summary})
         write_json(folds_file, record)
     if args.final:
         out = args.work / "final" / "model.pt"
-        summary = train(args.work, "final", real + others, args.val, out,
+        summary = train(args.work, "final", real + others, fold_val, out,
                         f"{args.version}-{time.strftime('%Y.%m.%d')}", start, cache, passed)
         shutil.copyfile(out, args.final)
         record["final"] = {"checkpoint": str(args.final), "train_real": [c["case_id"] for c in real],

@@ -1,20 +1,25 @@
-"""The app's own endpoints (``/btl/...``), next to MONAI Label's: what the Slicer module needs
-beyond MONAI Label's API. Each is thin over ``lib/``; typed errors become 4xx answers."""
+"""The app's own endpoints (``/btl/...``), next to MONAI Label's: a study's sequences and label
+versions, DICOM sequence identification, the audit trail and the clinical report. Each is thin
+over ``lib/``; typed errors become 4xx answers; what changes data goes into the audit trail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from lib.audit import AuditLog
 from lib.datastore.base import StudyDatastore
+from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.labels import validate_tag
 from lib.dicom.sequences import SeriesInfo, identify_sequences
 from lib.http_errors import http_errors
+from lib.report.response import ClinicalInputs
+from lib.report.service import ReportService
 
 
 class SeriesAttributes(BaseModel):
@@ -29,10 +34,98 @@ class IdentifyRequest(BaseModel):
     series: list[SeriesAttributes] = Field(max_length=1000)
 
 
-def build_router(studies: Callable[[], StudyDatastore], audit: Callable[[], AuditLog]) -> APIRouter:
-    """The ``/btl`` routes over the app's study datastore and audit log (``studies()`` and
-    ``audit()`` return them)."""
+class DraftRequest(BaseModel):
+    """A draft report: the prior study to compare with, and what the clinician knows that the
+    images cannot show (RANO's steroid dose and clinical status)."""
+
+    prior: str | None = Field(default=None, max_length=128)
+    steroid_dose: str = "unknown"
+    clinical_status: str = "unknown"
+
+
+class ReviewRequest(BaseModel):
+    state: str = Field(max_length=16)
+    text: str | None = Field(default=None, max_length=4000)
+
+
+class SignRequest(BaseModel):
+    impression: str = Field(max_length=20_000)
+    recommendations: str = Field(default="", max_length=20_000)
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the routes work on, looked up per request: the study datastore, the audit trail,
+    the report service, and ``record(request, action, **fields)`` which audits an action as the
+    request's user; ``user(request)`` is that user's name."""
+
+    studies: Callable[[], StudyDatastore]
+    audit: Callable[[], AuditLog]
+    reports: Callable[[], ReportService]
+    record: Callable[..., None]
+    user: Callable[[Request], str]
+
+
+def build_router(context: ApiContext) -> APIRouter:
+    """The ``/btl`` routes."""
     router = APIRouter(prefix="/btl", tags=["BrainTumorLabel"])
+    studies, audit = context.studies, context.audit
+
+    @router.post("/studies/{image_id}/report", summary="Draft a report (measurements, response, key images)")
+    def draft_report(request: Request, image_id: str, body: DraftRequest) -> dict[str, Any]:
+        with http_errors():
+            clinical = ClinicalInputs(steroid_dose=body.steroid_dose, clinical_status=body.clinical_status)
+            report = context.reports().draft(image_id, body.prior, clinical)
+        context.record(request, "report.draft", study=image_id, version=report.version)
+        return report.to_dict()
+
+    @router.get("/studies/{image_id}/report", summary="A study's report (the newest version, or one)")
+    def get_report(image_id: str, version: int | None = None) -> dict[str, Any]:
+        with http_errors():
+            service = context.reports()
+            report = service.latest(image_id) if version is None else service.store.get(image_id, version)
+        return report.to_dict()
+
+    @router.put("/studies/{image_id}/report/findings/{key}", summary="Approve, edit or decline a finding")
+    def review_finding(request: Request, image_id: str, key: str, body: ReviewRequest) -> dict[str, Any]:
+        with http_errors():
+            report = context.reports().review(image_id, key, body.state, context.user(request), body.text)
+        context.record(request, "report.review", study=image_id, version=report.version,
+                       detail={"finding": key, "state": body.state})
+        return report.to_dict()
+
+    @router.post("/studies/{image_id}/report/sign", summary="Sign the report (every finding reviewed)")
+    def sign_report(request: Request, image_id: str, body: SignRequest) -> dict[str, Any]:
+        with http_errors():
+            service = context.reports()
+            report = service.sign(image_id, context.user(request), body.impression, body.recommendations)
+        context.record(request, "report.approve", study=image_id, version=report.version)
+        answer = report.to_dict()
+        if isinstance(service.studies, DicomWebStudyDatastore):
+            with http_errors():
+                answer["published"] = service.publish(image_id)
+            context.record(request, "report.publish", study=image_id, version=report.version,
+                           detail=answer["published"])
+        return answer
+
+    @router.post("/studies/{image_id}/report/publish", summary="Send the signed report to the PACS again")
+    def publish_report(request: Request, image_id: str) -> dict[str, str]:
+        with http_errors():
+            published = context.reports().publish(image_id)
+        context.record(request, "report.publish", study=image_id, detail=published)
+        return published
+
+    @router.get("/studies/{image_id}/report/pdf", summary="The report as a PDF")
+    def report_pdf(image_id: str, version: int | None = None) -> FileResponse:
+        with http_errors():
+            path = context.reports().file(image_id, "pdf", version)
+        return FileResponse(path, media_type="application/pdf", filename=f"{image_id}-report.pdf")
+
+    @router.get("/studies/{image_id}/report/images", summary="The report's key images (PNG)")
+    def report_images(image_id: str, version: int | None = None) -> FileResponse:
+        with http_errors():
+            path = context.reports().file(image_id, "images", version)
+        return FileResponse(path, media_type="image/png", filename=f"{image_id}-key-images.png")
 
     @router.get("/studies/{image_id}/labels/{tag}", summary="Every version of a study's label, with its record")
     def label_versions(image_id: str, tag: str) -> list[dict[str, Any]]:

@@ -328,6 +328,7 @@ ROUTE_ROLES: tuple[tuple[str, re.Pattern[str], Role | None], ...] = (
     _route("PUT", "/session/", _CLIN),
     _route("DELETE", "/session/{session_id}", _CLIN),
     _route("*", "/btl/audit{rest:path}", _ADMIN),
+    _route("*", "/btl/studies/{image_id}/report{rest:path}", _CLIN),  # clinicians draft, review and sign
     _route("*", "/btl/admin{rest:path}", _ADMIN),
     _route("POST", "/btl/sequences/identify", _CLIN),
     _route("GET", "/btl/{rest:path}", _CLIN),

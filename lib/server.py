@@ -45,7 +45,7 @@ from monailabel.utils.async_tasks.task import AsyncTask
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lib.api import build_router
+from lib.api import ApiContext, build_router
 from lib.audit import AuditEvent
 from lib.auth import AuthenticationError, AuthMiddleware, AuthSettings, Principal, TokenVerifier, loopback_only
 from lib.datastore.base import FINAL, ORIGINAL
@@ -355,7 +355,12 @@ def stop(request: Request) -> Any:
 
 
 # the app's own routes, and these handlers, answer before MONAI Label's routes of the same path
-app.include_router(build_router(_studies, lambda: app_instance().audit))
+def _user(request: Request) -> str:
+    return _principal(request).user
+
+
+app.include_router(build_router(ApiContext(studies=_studies, audit=lambda: app_instance().audit,
+                                           reports=lambda: app_instance().reports, record=_audit, user=_user)))
 app.include_router(overrides)
 _ours = [app.router.routes.pop(), app.router.routes.pop()]  # the two routers just included
 app.router.routes[:0] = _ours

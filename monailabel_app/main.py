@@ -22,6 +22,7 @@ Config (``--conf key value``):
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,8 @@ from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
 from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
+from lib.report.service import ReportService
+from lib.report.store import ReportStore
 from lib.trainers.run import previous_path
 from lib.trainers.task import BrainTumorTraining
 
@@ -130,6 +133,11 @@ class BrainTumorLabelApp(MONAILabelApp):
     def init_trainers(self) -> dict[str, TrainTask]:
         return {MODEL_NAME: BrainTumorTraining(self.trained_model, self.model_dir, self.segmenter.checkpoint_path,
                                                name=MODEL_NAME)}
+
+    @functools.cached_property
+    def reports(self) -> ReportService:
+        """The clinical reports of the studies, kept next to the audit trail."""
+        return ReportService(self.studies_store(), ReportStore(self.audit.path.parent / "reports"))
 
     def trainer(self, model: str) -> BrainTumorTraining:
         task = self._trainers.get(model)

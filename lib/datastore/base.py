@@ -61,6 +61,12 @@ class StudyDatastore(Datastore):
     def study_problem(self, image_id: str) -> str | None:
         """Why the study cannot be segmented (a missing or ambiguous sequence), or None."""
 
+    def study_header(self, image_id: str) -> dict[str, str]:
+        """Lines that identify the study on a report (a PACS study gives patient and study
+        attributes; a folder study only its id)."""
+        self.get_image_info(image_id)
+        return {"Study": image_id}
+
     def sequence_uri(self, image_id: str, sequence: str) -> str:
         """A local NIfTI file of one sequence of a complete study (what a viewer loads).
         Raises :class:`InputError` for a name that is not one of t1n, t1c, t2w, t2f."""

@@ -50,6 +50,8 @@ from lib.errors import (
     UnknownIdError,
 )
 from lib.pacs.client import PacsClient
+from lib.report.dicom import encapsulated_pdf, measurement_sr
+from lib.report.document import Report
 from lib.transforms import Grid, read_image
 from lib.transforms.io import check_label, write_image_atomic
 
@@ -228,6 +230,29 @@ class DicomWebStudyDatastore(StudyDatastore):
     def _t1c_headers(self, image_id: str) -> list[pydicom.Dataset]:
         folder = self.study_path(image_id) / "t1c-headers"
         return [pydicom.dcmread(f) for f in sorted(folder.glob("*.dcm"))]
+
+    def study_header(self, image_id: str) -> dict[str, str]:
+        """Patient and study attributes of the study's t1c series, for a report's header."""
+        first = self._t1c_headers(image_id)[0]
+        keywords = {"Patient": "PatientName", "Patient ID": "PatientID", "Birth date": "PatientBirthDate",
+                    "Sex": "PatientSex", "Study date": "StudyDate", "Study": "StudyDescription",
+                    "Accession": "AccessionNumber"}
+        values = {line: str(getattr(first, keyword, "") or "") for line, keyword in keywords.items()}
+        return {**{k: v for k, v in values.items() if v}, "Study UID": image_id}
+
+    def publish_report(self, image_id: str, report: Report, pdf: bytes) -> dict[str, str]:
+        """A signed report into the PACS, next to the study: an Encapsulated PDF and a TID 1500
+        measurement SR that references the SEG of the measured label version."""
+        tag, version = str(report.label["tag"]), int(report.label["version"])
+        record = next((v for v in self.label_versions(image_id, tag) if v.version == version), None)
+        series = record.info.get("seg_series") if record else None
+        if not series:
+            raise UnknownIdError(f"the measured label ({tag} v{version}) has no SEG in the PACS")
+        seg = self.client.retrieve_series(image_id, str(series))[0]
+        pdf_dataset = encapsulated_pdf(pdf, self._t1c_headers(image_id)[0], report, source=seg)
+        sr = measurement_sr(seg, report)
+        self.client.store([pdf_dataset, sr])
+        return {"pdf_series": str(pdf_dataset.SeriesInstanceUID), "sr_series": str(sr.SeriesInstanceUID)}
 
     def get_image_uri(self, image_id: str) -> str:
         return str(self.study_path(image_id) / sequence_filename(image_id, REFERENCE_SEQUENCE))

@@ -25,12 +25,15 @@ class GeneratorConfig:
     """``spacing``: working resolution in mm (1.0 for real data, 2.0 for fast tests);
     ``style``: ``brats``, ``raw`` or ``mixed`` (half each); ``domain_randomization``:
     probability that a case gets random per-tissue intensities; ``kind``: force a tumor
-    kind (``glioblastoma``, ``low_grade``, ``metastasis``) or None for a random one."""
+    kind (``glioblastoma``, ``low_grade``, ``metastasis``) or None for a random one;
+    ``tumor_scale``: a follow-up scan of the same subject at the same site, its tumors grown
+    (> 1) or shrunk (< 1) by that factor (its id ends in ``-followup``)."""
 
     spacing: float = 1.0
     style: str = "mixed"
     domain_randomization: float = 0.0
     kind: str | None = None
+    tumor_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.style not in STYLE_CHOICES:
@@ -39,6 +42,8 @@ class GeneratorConfig:
             raise ValueError("domain_randomization is a probability in [0, 1]")
         if self.kind is not None and self.kind not in tumor.KINDS:
             raise ValueError(f"kind must be one of {tumor.KINDS}, got '{self.kind}'")
+        if not 0.1 <= self.tumor_scale <= 3.0:
+            raise ValueError(f"tumor_scale must be in [0.1, 3], got {self.tumor_scale}")
 
 
 @dataclass
@@ -88,6 +93,7 @@ def generate_case(seed: int, index: int = 0, config: GeneratorConfig = Generator
     coarse = anatomy.sample_tissues(template, deformation(coarse_points))
     specs = tumor.draw_tumor_specs(rng, coarse["wm"], sum(coarse.values()), coarse_points,
                                    config.spacing * step, config.kind)
+    specs = [spec.scaled(config.tumor_scale) for spec in specs] if config.tumor_scale != 1.0 else specs
 
     points = grid.world_points()
     tissues = anatomy.sample_tissues(template, deformation(tumor.mass_effect(points, specs)))
@@ -106,7 +112,7 @@ def generate_case(seed: int, index: int = 0, config: GeneratorConfig = Generator
     white_matter = ((tissues["wm"] > 0.5) & (labels == 0)).astype(np.uint8)
 
     images, label_img, wm_img = _acquire_all(clean, brain, labels, white_matter, grid, site, effects_rng)
-    case_id = case_id_for(seed, index)
+    case_id = case_id_for(seed, index) + ("-followup" if config.tumor_scale != 1.0 else "")
     voxel_ml = float(np.prod(label_img.GetSpacing())) / 1000.0
     label_arr = sitk.GetArrayViewFromImage(label_img)
     meta = {

@@ -40,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=1.0,
                         help="working resolution in mm (default 1; 2 is 8x faster, for tests)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--follow-up-scale", type=float, default=1.0, metavar="F",
+                        help="a follow-up of each case: same subject and site, tumors scaled by F "
+                             "(e.g. 0.6 shrinks them, 1.3 grows them); ids end in -followup")
     args = parser.parse_args(argv)
     if args.cases < 1:
         parser.error("--cases must be at least 1")
 
-    config = GeneratorConfig(args.spacing, args.style, args.domain_randomization, args.kind)
+    config = GeneratorConfig(args.spacing, args.style, args.domain_randomization, args.kind, args.follow_up_scale)
+    suffix = "-followup" if args.follow_up_scale != 1.0 else ""
     todo = [i for i in range(args.start, args.start + args.cases)
-            if not (args.out / case_id_for(args.seed, i)).is_dir()]
+            if not (args.out / (case_id_for(args.seed, i) + suffix)).is_dir()]
     if len(todo) < args.cases:
         print(f"{args.cases - len(todo)} case(s) already in {args.out}, kept")
     if args.workers > 1 and len(todo) > 1:

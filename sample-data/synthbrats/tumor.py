@@ -15,7 +15,7 @@ painting returns a compartment map too (see ``COMPARTMENTS``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -50,6 +50,12 @@ class TumorSpec:
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def scaled(self, factor: float) -> TumorSpec:
+        """The same lesion at another size (a follow-up scan): core, rim and edema reach
+        times ``factor``, mass effect with the core."""
+        return replace(self, core_radius=self.core_radius * factor, rim_mm=self.rim_mm * min(factor, 1.0),
+                       edema_mm=self.edema_mm * factor, push=float(np.clip(self.push * factor, 0.0, 0.6)))
 
 
 def draw_tumor_specs(rng: np.random.Generator, wm: np.ndarray, brain: np.ndarray, points: np.ndarray,

@@ -282,17 +282,23 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.startJob("connect", lambda progress: self._connect(), self.connected)
 
     def _connect(self) -> dict[str, Any]:
+        """What the panel shows after Connect: whether a login is needed first (``/auth/`` is
+        public), else the server's description and its studies."""
         assert self.client is not None
-        info = self.client.info()
-        info["login_required"] = self.client.login_required()
-        info["rows"] = [] if info["login_required"] and not self.client.token else self.client.studies()
-        return info
+        if self.client.login_required() and not self.client.token:
+            return {"login_required": True, "rows": []}
+        return {**self.client.info(), "login_required": self.client.token is not None, "rows": self.client.studies()}
 
     def connected(self, info: dict[str, Any]) -> None:
+        self.ui.loginGroup.visible = bool(info.get("login_required")) and self.client is not None \
+            and not self.client.token
+        if "name" not in info:
+            self.ui.serverStatusLabel.text = "This server requires a login."
+            return
         model = info.get("models", {}).get(MODEL, {})
         self.ui.serverStatusLabel.text = f"{info.get('name', '')} {info.get('version', '')}: model " \
-                                         f"{model.get('model_version', 'none')}"
-        self.ui.loginGroup.visible = bool(info.get("login_required"))
+                                         f"{model.get('model_version', 'none')}" + \
+                                         (f" ({model['model_warning']})" if model.get("model_warning") else "")
         self.ui.strategyComboBox.clear()
         for strategy in sorted(info.get("strategies", {})):
             self.ui.strategyComboBox.addItem(strategy)

@@ -193,10 +193,46 @@ class ServerClient:
     def stop_training(self) -> dict[str, Any]:
         return self._json("DELETE", "/train/")
 
+    # ---- clinical report
+    def draft_report(self, image_id: str, prior: str | None = None, steroid_dose: str = "unknown",
+                     clinical_status: str = "unknown") -> dict[str, Any]:
+        """A new draft report of the study's newest label (compared with ``prior``, a study of the
+        same patient, when given): measurements, AI findings to review, response category."""
+        body = {"prior": prior or None, "steroid_dose": steroid_dose, "clinical_status": clinical_status}
+        return self._json("POST", f"/btl/studies/{_segment(image_id)}/report", json.dumps(body).encode(),
+                          {"Content-Type": "application/json"}, timeout_s=self.segment_timeout_s)
+
+    def report(self, image_id: str) -> dict[str, Any]:
+        """The study's newest report version."""
+        return self._json("GET", f"/btl/studies/{_segment(image_id)}/report")
+
+    def review_finding(self, image_id: str, key: str, state: str, text: str | None = None) -> dict[str, Any]:
+        """Approve, edit (with ``text``) or decline one AI finding; returns the new version."""
+        body = json.dumps({"state": state, "text": text}).encode()
+        return self._json("PUT", f"/btl/studies/{_segment(image_id)}/report/findings/{_segment(key)}", body,
+                          {"Content-Type": "application/json"})
+
+    def sign_report(self, image_id: str, impression: str, recommendations: str = "") -> dict[str, Any]:
+        """Sign as the logged-in user (every finding must be reviewed); the server sends a signed
+        report of a PACS study to the PACS."""
+        body = json.dumps({"impression": impression, "recommendations": recommendations}).encode()
+        return self._json("POST", f"/btl/studies/{_segment(image_id)}/report/sign", body,
+                          {"Content-Type": "application/json"}, timeout_s=self.segment_timeout_s)
+
+    def publish_report(self, image_id: str) -> dict[str, Any]:
+        """Send the signed report of a PACS study to the PACS again (after a failed first try)."""
+        return self._json("POST", f"/btl/studies/{_segment(image_id)}/report/publish",
+                          timeout_s=self.segment_timeout_s)
+
+    def download_report_pdf(self, image_id: str, path: Path) -> Path:
+        """The newest version's PDF, written to ``path``."""
+        path.write_bytes(self._request("GET", f"/btl/studies/{_segment(image_id)}/report/pdf")[1])
+        return path
+
     # ---- transport
     def _json(self, method: str, path: str, body: bytes | None = None,
-              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        data = self._request(method, path, body, headers)[1]
+              headers: Mapping[str, str] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+        data = self._request(method, path, body, headers, timeout_s)[1]
         try:
             value = json.loads(data or b"{}")
         except json.JSONDecodeError:

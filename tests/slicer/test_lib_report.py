@@ -1,0 +1,73 @@
+"""The Report section's calls against a real server: a draft of a follow-up against its prior,
+each AI finding reviewed, the report signed and its PDF downloaded; what a clinician meets when
+a study has no label yet, when they sign too early, or when the study is not in a PACS."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+from pypdf import PdfReader
+
+from _server import monailabel_server
+from _volumes import sphere_case, write_case
+from BrainTumorLabelLib.client import RequestRefused, ServerClient
+
+BASELINE, FOLLOW_UP = "Patient7-baseline", "Patient7-followup"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> tuple[ServerClient, Path]:
+    """Two scans of one head: the enhancing shell was thicker at baseline (it shrank since)."""
+    root = tmp_path_factory.mktemp("studies")
+    images, label = sphere_case(size=(60, 60, 48), spacing=(2.0, 2.0, 2.0))
+    baseline = sitk.GetArrayFromImage(label)
+    grown = sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.Equal(label, 3), [3, 3, 3]))
+    baseline[(grown > 0) & (baseline == 2)] = 3
+    baseline_label = sitk.GetImageFromArray(baseline)
+    baseline_label.CopyInformation(label)
+    labels = tmp_path_factory.mktemp("labels")
+    for study, study_label in ((BASELINE, baseline_label), (FOLLOW_UP, label)):
+        write_case(root / study, study, images)
+        sitk.WriteImage(study_label, str(labels / f"{study}.nii.gz"))
+    with monailabel_server(root, tmp_path_factory.mktemp("log") / "server.log") as url:
+        yield ServerClient(url), labels
+
+
+def test_a_study_without_a_label_cannot_be_reported(served):
+    client, _ = served
+    with pytest.raises(RequestRefused, match="no label") as refused:
+        client.draft_report(BASELINE)
+    assert refused.value.status == 404
+
+
+def test_draft_review_sign_and_download_the_pdf(served, tmp_path):
+    client, labels = served
+    for study in (BASELINE, FOLLOW_UP):
+        client.submit_label(study, labels / f"{study}.nii.gz", {"annotator": "dr.jones"})
+    draft = client.draft_report(FOLLOW_UP, prior=BASELINE, steroid_dose="stable", clinical_status="stable")
+    assert not draft["final"] and draft["label"]["tag"] == "final"
+    assert {f["state"] for f in draft["findings"]} == {"proposed"}
+    assert draft["response"]["region_changes"]["ET"]["change_ml"] < 0
+    with pytest.raises(RequestRefused, match="not reviewed") as early:
+        client.sign_report(FOLLOW_UP, "Smaller enhancing tumor.")
+    assert early.value.status == 409
+    keys = [f["key"] for f in draft["findings"]]
+    for key in keys[:-1]:
+        client.review_finding(FOLLOW_UP, key, "approved")
+    client.review_finding(FOLLOW_UP, keys[-1], "edited", "Partial response, to be confirmed.")
+    signed = client.sign_report(FOLLOW_UP, "Smaller enhancing tumor.", "MRI in 8 weeks.")
+    assert signed["final"] and signed["version"] > draft["version"]
+    assert client.report(FOLLOW_UP)["version"] == signed["version"]
+    pdf = client.download_report_pdf(FOLLOW_UP, tmp_path / "report.pdf")
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    assert "Smaller enhancing tumor." in text and "Partial response, to be confirmed." in text
+
+
+def test_a_folder_study_is_not_sent_to_a_pacs(served):
+    client, _ = served
+    with pytest.raises(RequestRefused, match="not in a PACS") as refused:
+        client.publish_report(FOLLOW_UP)
+    assert refused.value.status == 409
