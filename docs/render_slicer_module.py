@@ -84,7 +84,26 @@ def main(out: str) -> int:
         volumes.setItem(i, 0, QTableWidgetItem(name))
         volumes.setItem(i, 1, QTableWidgetItem(ml))
     panel.findChild(QWidget, "annotatorLineEdit").setText("dr.smith")
-    panel.resize(460, 1240)
+    panel.findChild(QWidget, "priorStudyComboBox").addItem("SynBraTS-00000-000")
+    panel.findChild(QWidget, "steroidDoseComboBox").addItem("stable")
+    panel.findChild(QWidget, "clinicalStatusComboBox").addItem("stable")
+    findings = panel.findChild(QWidget, "findingsTable")
+    reviewed = [("approved by dr.smith", "Whole tumor 119.7 mL (edema 108.0 mL, core 3.5 mL, enhancing 8.1 mL)"),
+                ("approved by dr.smith", "1 measurable enhancing lesion as RANO 2.0 target: 40 x 34 mm (1376 mm²)"),
+                ("AI, to review", "Tumor in the left hemisphere; crosses the midline."),
+                ("AI, to review", "Since the prior study: enhancing tumor -22.1 mL (-73 %); SPD 3084 -> 1376 mm². "
+                                  "RANO 2.0 bidimensional: PR")]
+    findings.setRowCount(len(reviewed))
+    for i, cells in enumerate(reviewed):
+        for j, value in enumerate(cells):
+            findings.setItem(i, j, QTableWidgetItem(value))
+    findings.resizeColumnToContents(0)
+    findings.resizeRowsToContents()
+    findings.selectRow(2)
+    panel.findChild(QWidget, "findingTextEdit").setPlainText("Tumor in the left hemisphere; crosses the midline.")
+    panel.findChild(QWidget, "reportStatusLabel").setText("Draft, version 3: 2 of 4 findings reviewed.")
+    panel.findChild(QWidget, "signReportButton").setEnabled(False)
+    panel.resize(460, 1960)
     panel.show()
     app.processEvents()
     Path(out).parent.mkdir(parents=True, exist_ok=True)

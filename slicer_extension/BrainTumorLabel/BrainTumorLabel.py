@@ -37,6 +37,7 @@ from BrainTumorLabelLib.client import SEQUENCES, ServerClient, ServerError, Stud
 from BrainTumorLabelLib.dicom import series_attributes
 from BrainTumorLabelLib.jobs import Job, JobBusy, Jobs, JobState
 from BrainTumorLabelLib.labels import REGIONS, SEGMENTS
+from BrainTumorLabelLib.report import CLINICAL_STATUSES, STEROID_DOSES, finding_rows, status_line, to_review
 from BrainTumorLabelLib.sequences import DEFAULT_PATTERNS, assign, format_patterns, parse_patterns
 from BrainTumorLabelLib.submissions import SubmissionLedger, label_digest
 
@@ -235,6 +236,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.workDir = Path(tempfile.mkdtemp(prefix="BrainTumorLabel-"))
         self.segmentedAt: float | None = None
         self.modelVersion = ""
+        self.report: dict[str, Any] = {}
         self.callbacks: dict[str, Any] = {}
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
@@ -265,6 +267,15 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.submitButton.connect("clicked()", self.onSubmit)
         self.ui.trainButton.connect("clicked()", self.onTrain)
         self.ui.stopTrainingButton.connect("clicked()", self.onStopTraining)
+        self.ui.steroidDoseComboBox.addItems(list(STEROID_DOSES))
+        self.ui.clinicalStatusComboBox.addItems(list(CLINICAL_STATUSES))
+        self.ui.draftReportButton.connect("clicked()", self.onDraftReport)
+        self.ui.findingsTable.connect("itemSelectionChanged()", self.onFindingSelected)
+        self.ui.approveFindingButton.connect("clicked()", lambda: self.onReviewFinding("approved"))
+        self.ui.editFindingButton.connect("clicked()", lambda: self.onReviewFinding("edited"))
+        self.ui.declineFindingButton.connect("clicked()", lambda: self.onReviewFinding("declined"))
+        self.ui.signReportButton.connect("clicked()", self.onSignReport)
+        self.ui.openReportButton.connect("clicked()", self.onOpenReport)
         self.showStudies()
         self.showJob(None)
 
@@ -333,6 +344,10 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for j, value in enumerate(cells):
                 table.setItem(i, j, qt.QTableWidgetItem(value))
         table.resizeColumnsToContents()
+        prior = self.ui.priorStudyComboBox.currentText
+        self.ui.priorStudyComboBox.clear()
+        self.ui.priorStudyComboBox.addItems(["(none)"] + [r.image_id for r in self.rows if r.labelled])
+        self.ui.priorStudyComboBox.setCurrentText(prior or "(none)")
 
     def selectedStudy(self) -> str:
         row = self.ui.studiesTable.currentRow()
@@ -506,6 +521,72 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def trained(self, status: dict[str, Any]) -> None:
         self.ui.trainingStatusLabel.text = f"Training {status.get('status', '').lower()}"
+
+    # ---- report
+    def onDraftReport(self) -> None:
+        imageId = self.logic.getParameterNode().studyId or self.selectedStudy()
+        if self.client is None or not imageId:
+            self.ui.reportStatusLabel.text = "Load (or select) a study with a submitted or segmented label first."
+            return
+        client, prior = self.client, self.ui.priorStudyComboBox.currentText
+        prior = "" if prior in ("", "(none)", imageId) else prior
+        dose, status = self.ui.steroidDoseComboBox.currentText, self.ui.clinicalStatusComboBox.currentText
+        self.startJob("report", lambda progress: client.draft_report(imageId, prior or None, dose, status),
+                      self.showReport)
+
+    def showReport(self, report: dict[str, Any]) -> None:
+        self.report = report
+        table, rows = self.ui.findingsTable, finding_rows(report)
+        table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            table.setItem(i, 0, qt.QTableWidgetItem(row.review))
+            item = qt.QTableWidgetItem(row.text)
+            item.setToolTip(row.text)
+            table.setItem(i, 1, item)
+        table.resizeColumnToContents(0)
+        table.resizeRowsToContents()
+        self.ui.reportStatusLabel.text = status_line(report)
+        final = bool(report.get("final"))
+        for button in (self.ui.approveFindingButton, self.ui.editFindingButton, self.ui.declineFindingButton):
+            button.enabled = not final
+        self.ui.signReportButton.enabled = not final and not to_review(report)
+
+    def selectedFinding(self) -> str:
+        row = self.ui.findingsTable.currentRow()
+        rows = finding_rows(self.report)
+        return rows[row].key if 0 <= row < len(rows) else ""
+
+    def onFindingSelected(self) -> None:
+        row = self.ui.findingsTable.currentRow()
+        rows = finding_rows(self.report)
+        self.ui.findingTextEdit.setPlainText(rows[row].text if 0 <= row < len(rows) else "")
+
+    def onReviewFinding(self, state: str) -> None:
+        key, client, imageId = self.selectedFinding(), self.client, str(self.report.get("study", ""))
+        if not key or client is None:
+            self.ui.reportStatusLabel.text = "Select a finding first."
+            return
+        text = self.ui.findingTextEdit.toPlainText().strip() if state == "edited" else None
+        self.startJob("report", lambda progress: client.review_finding(imageId, key, state, text), self.showReport)
+
+    def onSignReport(self) -> None:
+        client, imageId = self.client, str(self.report.get("study", ""))
+        impression = self.ui.impressionTextEdit.toPlainText().strip()
+        if client is None or not imageId or not impression:
+            self.ui.reportStatusLabel.text = "Write the impression before signing."
+            return
+        recommendations = self.ui.recommendationsTextEdit.toPlainText().strip()
+        self.startJob("report", lambda progress: client.sign_report(imageId, impression, recommendations),
+                      self.showReport)
+
+    def onOpenReport(self) -> None:
+        client, imageId = self.client, str(self.report.get("study", ""))
+        if client is None or not imageId:
+            return
+        path = self.workDir / imageId / f"{imageId}-report.pdf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.startJob("report", lambda progress: client.download_report_pdf(imageId, path),
+                      lambda saved: qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(saved))))
 
     # ---- jobs
     def startJob(self, name: str, work: Any, onSuccess: Any, onCancel: Any = None) -> None:

@@ -11,9 +11,13 @@ import pytest
 import SimpleITK as sitk
 from pypdf import PdfReader
 
+from lib.report.response import CLINICAL_STATUSES as SERVER_STATUSES
+from lib.report.response import STEROID_DOSES as SERVER_DOSES
+
 from _server import monailabel_server
 from _volumes import sphere_case, write_case
 from BrainTumorLabelLib.client import RequestRefused, ServerClient
+from BrainTumorLabelLib.report import CLINICAL_STATUSES, STEROID_DOSES, finding_rows, status_line, to_review
 
 BASELINE, FOLLOW_UP = "Patient7-baseline", "Patient7-followup"
 
@@ -51,15 +55,19 @@ def test_draft_review_sign_and_download_the_pdf(served, tmp_path):
     assert not draft["final"] and draft["label"]["tag"] == "final"
     assert {f["state"] for f in draft["findings"]} == {"proposed"}
     assert draft["response"]["region_changes"]["ET"]["change_ml"] < 0
+    assert [r.review for r in finding_rows(draft)] == ["AI, to review"] * len(draft["findings"])
+    assert "0 of" in status_line(draft) and to_review(draft) == [f["key"] for f in draft["findings"]]
     with pytest.raises(RequestRefused, match="not reviewed") as early:
         client.sign_report(FOLLOW_UP, "Smaller enhancing tumor.")
     assert early.value.status == 409
     keys = [f["key"] for f in draft["findings"]]
     for key in keys[:-1]:
         client.review_finding(FOLLOW_UP, key, "approved")
-    client.review_finding(FOLLOW_UP, keys[-1], "edited", "Partial response, to be confirmed.")
+    edited = client.review_finding(FOLLOW_UP, keys[-1], "edited", "Partial response, to be confirmed.")
+    assert finding_rows(edited)[-1].text == "Partial response, to be confirmed."
+    assert finding_rows(edited)[-1].review.startswith("edited by") and not to_review(edited)
     signed = client.sign_report(FOLLOW_UP, "Smaller enhancing tumor.", "MRI in 8 weeks.")
-    assert signed["final"] and signed["version"] > draft["version"]
+    assert signed["final"] and signed["version"] > draft["version"] and "signed by" in status_line(signed)
     assert client.report(FOLLOW_UP)["version"] == signed["version"]
     pdf = client.download_report_pdf(FOLLOW_UP, tmp_path / "report.pdf")
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
@@ -71,3 +79,7 @@ def test_a_folder_study_is_not_sent_to_a_pacs(served):
     with pytest.raises(RequestRefused, match="not in a PACS") as refused:
         client.publish_report(FOLLOW_UP)
     assert refused.value.status == 409
+
+
+def test_the_panel_offers_the_clinical_inputs_the_server_accepts():
+    assert set(STEROID_DOSES) == set(SERVER_DOSES) and set(CLINICAL_STATUSES) == set(SERVER_STATUSES)
