@@ -64,6 +64,30 @@ def test_infer_on_a_pacs_study_writes_an_automatic_seg_next_to_it(setup, tmp_pat
     assert result["model_version"]
 
 
+def test_a_signed_report_lands_in_the_pacs_next_to_the_study(setup, tmp_path):
+    """After the correction above: draft, review every finding, sign; the Encapsulated PDF and
+    the measurement SR are then series of the study in Orthanc."""
+    uid, url = setup["uids"]["complete"], setup["url"]
+    if not any("final" in s["0008103E"]["Value"][0] for s in _seg_series(setup["orthanc"], uid)):
+        client = MONAILabelClient(url, tmpdir=str(tmp_path))
+        label_file, _ = client.infer(MODEL, uid, {})
+        client.save_label(uid, label_file, tag="final")
+    draft = requests.post(f"{url}/btl/studies/{uid}/report", json={"steroid_dose": "none"}, timeout=300)
+    assert draft.status_code == 200, draft.text
+    assert draft.json()["header"].get("Patient ID")  # the header comes from the DICOM study
+    for finding in draft.json()["findings"]:
+        reviewed = requests.put(f"{url}/btl/studies/{uid}/report/findings/{finding['key']}",
+                                json={"state": "approved"}, timeout=60)
+        assert reviewed.status_code == 200, reviewed.text
+    signed = requests.post(f"{url}/btl/studies/{uid}/report/sign", json={"impression": "Glioma."}, timeout=300)
+    assert signed.status_code == 200, signed.text
+    published = signed.json()["published"]
+    pacs = PacsClient(PacsConfig(setup["orthanc"].dicomweb_url, setup["orthanc"].username,
+                                 setup["orthanc"].password))
+    modalities = {s["0020000E"]["Value"][0]: s["00080060"]["Value"][0] for s in pacs.series(uid, fields=("00080060",))}
+    assert modalities[published["pdf_series"]] == "DOC" and modalities[published["sr_series"]] == "SR"
+
+
 def test_an_incomplete_study_is_refused_with_the_reason(setup):
     response = requests.post(f"{setup['url']}/infer/{MODEL}", params={"image": setup["uids"]["no-flair"]}, timeout=60)
     assert response.status_code == 422 and "t2f" in response.json()["detail"]
