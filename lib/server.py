@@ -289,6 +289,8 @@ def save_label(request: Request, background: BackgroundTasks, image: str, params
             raise InputError("'original' labels are the model's output; submit corrections as 'final'")
         info = _user_info(request, _json_form(params, "params"))
         saved = _studies().add_label(image, _saved_upload(label, background), tag or FINAL, info)
+        if saved.info["tag"] == FINAL:
+            app_instance().leases.release(image)  # the annotator is done with it
     _audit(request, "label.save", study=image, tag=saved.info["tag"], version=saved.version)
     return {"image": image, "label": image, "tag": saved.info["tag"], "version": saved.version}
 

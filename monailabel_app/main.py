@@ -17,6 +17,8 @@ Config (``--conf key value``):
                       e.g. '{"StudyDate": "20260101-", "StudyDescription": "*BRAIN*"}'
   import_case_labels  "true": a case folder's <id>-seg file counts as its final label
   mirror_axes         test-time flips, e.g. "0" (left-right); default none
+  lease_s             how long a study next_sample gave a client stays with it (default 3600 s;
+                      it ends earlier when the study's final label is saved)
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
-from monailabel.tasks.activelearning.first import First
-from monailabel.tasks.activelearning.random import Random
 
+from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
+from lib.activelearning.strategies import FirstStudy, RandomStudy
 from lib.audit import AuditLog
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
@@ -85,8 +87,10 @@ class BrainTumorLabelApp(MONAILabelApp):
         # the newest trained model, the one it replaced, then the bundled one: the first that loads
         self.segmenter = TumorSegmenter([self.trained_model, previous_path(self.trained_model), self.bundled_model],
                                         PredictionSettings(mirror_axes=mirror))
-        self.audit = AuditLog(Path(studies) / META_DIR if local else
-                              Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained"))
+        state_dir = Path(studies) / META_DIR if local else \
+            Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained")
+        self.audit = AuditLog(state_dir)
+        self.leases = LeaseBook(state_dir / "leases.json", float(conf.get("lease_s", DEFAULT_LEASE_S)))
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="BrainTumorLabel",
                          description="Brain tumor segmentation (NCR, ED, ET) from t1n, t1c, t2w, t2f",
                          version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
@@ -154,7 +158,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         return info
 
     def init_strategies(self) -> dict[str, Strategy]:
-        return {"random": Random(), "first": First()}
+        return {"random": RandomStudy(self.leases), "first": FirstStudy(self.leases)}
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         """Segment a study of the datastore (``image`` is its id, resolved to all four sequences;

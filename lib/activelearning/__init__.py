@@ -1,0 +1,2 @@
+"""Which study an annotator gets next: selection strategies, and leases so that two annotators
+are never given the same study."""
