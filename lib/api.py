@@ -1,6 +1,7 @@
 """The app's own endpoints (``/btl/...``), next to MONAI Label's: a study's sequences and label
-versions, DICOM sequence identification, the audit trail and the clinical report. Each is thin
-over ``lib/``; typed errors become 4xx answers; what changes data goes into the audit trail."""
+versions, DICOM sequence identification, the audit trail, the clinical report and the
+correction effort. Each is thin over ``lib/``; typed errors become 4xx answers; what changes
+data goes into the audit trail."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from lib.activelearning.effort import SURFACE_TOLERANCE_MM, EffortTable, as_dict, summary
 from lib.audit import AuditLog
 from lib.datastore.base import StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
@@ -56,12 +58,13 @@ class SignRequest(BaseModel):
 @dataclass(frozen=True)
 class ApiContext:
     """What the routes work on, looked up per request: the study datastore, the audit trail,
-    the report service, and ``record(request, action, **fields)`` which audits an action as the
-    request's user; ``user(request)`` is that user's name."""
+    the report service, the correction-effort table, and ``record(request, action, **fields)``
+    which audits an action as the request's user; ``user(request)`` is that user's name."""
 
     studies: Callable[[], StudyDatastore]
     audit: Callable[[], AuditLog]
     reports: Callable[[], ReportService]
+    effort: Callable[[], EffortTable]
     record: Callable[..., None]
     user: Callable[[Request], str]
 
@@ -139,6 +142,13 @@ def build_router(context: ApiContext) -> APIRouter:
         with http_errors():
             path = studies().label_version_uri(image_id, validate_tag(tag), version)
         return FileResponse(path, media_type="application/gzip", filename=f"{image_id}-{tag}-v{version}.nii.gz")
+
+    @router.get("/effort", summary="How far each final label moved from the model output it corrected")
+    def correction_effort() -> dict[str, Any]:
+        with http_errors():
+            rows = context.effort().rows(context.studies())
+        return {"surface_tolerance_mm": SURFACE_TOLERANCE_MM, "rows": [as_dict(r) for r in rows],
+                "by_model_version": summary(rows)}
 
     @router.get("/audit", summary="The audit trail (ML admins)")
     def audit_events(study: str | None = None, user: str | None = None, action: str | None = None,

@@ -39,6 +39,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 
+from lib.activelearning.effort import EffortTable
 from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
 from lib.activelearning.strategies import FirstStudy, RandomStudy
 from lib.audit import AuditLog
@@ -90,6 +91,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         state_dir = Path(studies) / META_DIR if local else \
             Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained")
         self.audit = AuditLog(state_dir)
+        self.effort = EffortTable(state_dir / "effort.json")
         self.leases = LeaseBook(state_dir / "leases.json", float(conf.get("lease_s", DEFAULT_LEASE_S)))
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="BrainTumorLabel",
                          description="Brain tumor segmentation (NCR, ED, ET) from t1n, t1c, t2w, t2f",
