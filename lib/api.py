@@ -65,6 +65,7 @@ class ApiContext:
     audit: Callable[[], AuditLog]
     reports: Callable[[], ReportService]
     effort: Callable[[], EffortTable]
+    uncertainty: Callable[[], dict[str, Any]]
     record: Callable[..., None]
     user: Callable[[Request], str]
 
@@ -149,6 +150,11 @@ def build_router(context: ApiContext) -> APIRouter:
             rows = context.effort().rows(context.studies())
         return {"surface_tolerance_mm": SURFACE_TOLERANCE_MM, "rows": [as_dict(r) for r in rows],
                 "by_model_version": summary(rows)}
+
+    @router.get("/uncertainty", summary="The served model's uncertainty per study (next_sample 'uncertainty')")
+    def uncertainty() -> dict[str, Any]:
+        with http_errors():
+            return context.uncertainty()
 
     @router.get("/audit", summary="The audit trail (ML admins)")
     def audit_events(study: str | None = None, user: str | None = None, action: str | None = None,

@@ -363,7 +363,9 @@ def _user(request: Request) -> str:
 
 app.include_router(build_router(ApiContext(studies=_studies, audit=lambda: app_instance().audit,
                                            reports=lambda: app_instance().reports,
-                                           effort=lambda: app_instance().effort, record=_audit, user=_user)))
+                                           effort=lambda: app_instance().effort,
+                                           uncertainty=lambda: app_instance().uncertainty_status(),
+                                           record=_audit, user=_user)))
 app.include_router(overrides)
 _ours = [app.router.routes.pop(), app.router.routes.pop()]  # the two routers just included
 app.router.routes[:0] = _ours

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from lib.activelearning.effort import EffortTable
 from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
-from lib.activelearning.strategies import FirstStudy, RandomStudy
+from lib.activelearning.strategies import FirstStudy, ForegroundRandomStudy, MostUncertainStudy, RandomStudy
+from lib.activelearning.uncertainty import BackgroundScorer, ScoreBook
 from lib.audit import AuditLog
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
@@ -92,6 +94,7 @@ class BrainTumorLabelApp(MONAILabelApp):
             Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained")
         self.audit = AuditLog(state_dir)
         self.effort = EffortTable(state_dir / "effort.json")
+        self.scores = ScoreBook(state_dir / "uncertainty.json")
         self.leases = LeaseBook(state_dir / "leases.json", float(conf.get("lease_s", DEFAULT_LEASE_S)))
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="BrainTumorLabel",
                          description="Brain tumor segmentation (NCR, ED, ET) from t1n, t1c, t2w, t2f",
@@ -160,7 +163,17 @@ class BrainTumorLabelApp(MONAILabelApp):
         return info
 
     def init_strategies(self) -> dict[str, Strategy]:
-        return {"random": RandomStudy(self.leases), "first": FirstStudy(self.leases)}
+        self.scorer = BackgroundScorer(self.segmenter, self.scores,
+                                       lambda study: self.studies_store().study_path(study))
+        scored = (self.leases, self.scores, self.scorer, lambda: self.segmenter.checkpoint().version)
+        return {"random": RandomStudy(self.leases), "first": FirstStudy(self.leases),
+                "uncertainty": MostUncertainStudy(*scored), "foreground": ForegroundRandomStudy(*scored)}
+
+    def uncertainty_status(self) -> dict[str, Any]:
+        """The served model's study scores, and whether scoring is running."""
+        version = self.segmenter.checkpoint().version
+        return {"model_version": version, "scoring": self.scorer.running,
+                "scores": {study: asdict(score) for study, score in self.scores.scores(version).items()}}
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         """Segment a study of the datastore (``image`` is its id, resolved to all four sequences;

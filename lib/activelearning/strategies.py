@@ -3,17 +3,24 @@
 Each strategy is a selection rule over the unlabelled studies that no other client holds; the
 chosen study is leased to the request's ``client_id`` (:mod:`lib.activelearning.leases`). A
 request without ``client_id`` still never gets a study leased to someone, but takes no lease.
+
+``uncertainty`` takes the free study the served model is least sure of, and ``foreground``
+(the honest baseline for it) a random free study weighted by its predicted tumor volume; both
+read the scores of :mod:`lib.activelearning.uncertainty`, start scoring what is missing in the
+background, and pick at random among free studies while none is scored.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.strategy import Strategy
 
 from .leases import LeaseBook
+from .uncertainty import BackgroundScorer, ScoreBook, StudyScore
 
 
 class LeasedStrategy(Strategy):
@@ -51,3 +58,52 @@ class FirstStudy(LeasedStrategy):
 
     def pick(self, candidates: list[str]) -> str | None:
         return min(candidates) if candidates else None
+
+
+class ScoredStrategy(LeasedStrategy):
+    """A strategy over the served model's cached study scores; random while there are none."""
+
+    def __init__(self, description: str, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
+                 model_version: Callable[[], str]) -> None:
+        super().__init__(description, leases)
+        self.book, self.scorer, self.model_version = book, scorer, model_version
+
+    def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
+        scored = self.book.scores(self.model_version())
+        unlabeled = sorted(datastore.get_unlabeled_images(request.get("label_tag"), request.get("labels")))
+        missing = [study for study in unlabeled if study not in scored]
+        if missing:
+            self.scorer.fill(missing)
+        return super().__call__(request, datastore)
+
+    def pick(self, candidates: list[str]) -> str | None:
+        scores = self.book.scores(self.model_version())
+        known = [c for c in candidates if c in scores]
+        if not known:
+            return random.choice(candidates) if candidates else None
+        return self.choose({c: scores[c] for c in known})
+
+    def choose(self, scores: dict[str, StudyScore]) -> str:
+        raise NotImplementedError
+
+
+class MostUncertainStudy(ScoredStrategy):
+    def __init__(self, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
+                 model_version: Callable[[], str]) -> None:
+        super().__init__("The free study the model is least sure of (test-time flips)", leases, book, scorer,
+                         model_version)
+
+    def choose(self, scores: dict[str, StudyScore]) -> str:
+        return max(sorted(scores), key=lambda study: scores[study].uncertainty)
+
+
+class ForegroundRandomStudy(ScoredStrategy):
+    def __init__(self, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
+                 model_version: Callable[[], str]) -> None:
+        super().__init__("A random free study, weighted by its predicted tumor volume", leases, book, scorer,
+                         model_version)
+
+    def choose(self, scores: dict[str, StudyScore]) -> str:
+        studies = sorted(scores)
+        weights = [max(scores[s].wt_ml, 0.1) for s in studies]  # a study with no predicted tumor still has a chance
+        return random.choices(studies, weights=weights)[0]
