@@ -12,6 +12,10 @@ inside the brain, keep z > 1.25, keep the largest connected component (WT only).
         --out bench/results/real_cv.json --markdown bench/results/real_cv.md --pictures /tmp/pictures
     .venv/bin/python bench/evaluate_model.py --cases /data/heldout --checkpoint monailabel_app/model/brats_segresnet.pt
     .venv/bin/python bench/evaluate_model.py --real ../shared/real-cases --png docs/images/model-on-real-cases.png
+
+``--effort`` adds what correcting each output to the reference would take
+(:func:`lib.activelearning.effort.compare`: surface Dice, volume change, voxels changed);
+``bench/correction_effort.py`` plots it per model version.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lib.activelearning.effort import compare  # noqa: E402
 from lib.brats import ET  # noqa: E402
 from lib.evaluation import case_metrics  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", type=Path, help="folder for one picture per labelled case and a sheet")
     ap.add_argument("--real", type=Path, help="folder of unlabelled cases: volumes and a picture sheet")
     ap.add_argument("--png", type=Path, help="picture sheet of the --real cases")
+    ap.add_argument("--effort", action="store_true",
+                    help="also the correction effort, as if an annotator corrected the output to the reference")
     ap.add_argument("--mirror-axes", default="", help='test-time flips as the server\'s conf, e.g. "0"')
     args = ap.parse_args(argv)
     mirror = tuple(int(a) for a in args.mirror_axes.split(",") if a.strip())
@@ -192,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         spacing = tuple(reversed(truth.GetSpacing()))  # numpy axis order (z, y, x)
         metrics = case_metrics(sitk.GetArrayFromImage(result.label), sitk.GetArrayFromImage(truth), spacing)
         metrics.update({"model_version": result.model_version, "seconds": result.seconds})
+        if args.effort:
+            metrics["correction_effort"] = compare(result.label, truth)
         report["cases"][case.name] = metrics
         report["models"][result.model_version] = str(segmenter.checkpoint_path())
         if args.floor:
