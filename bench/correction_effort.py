@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylim(0, 1)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[1].legend(fontsize=8, loc="upper right")
     fig.suptitle("Correction effort per model version (higher = less to correct)", fontsize=11)
     fig.tight_layout()
     args.png.parent.mkdir(parents=True, exist_ok=True)
