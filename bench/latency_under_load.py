@@ -63,7 +63,7 @@ def start(kind: str, studies: Path, log: Path) -> tuple[str, subprocess.Popen]:
 
 def _up(url: str) -> bool:
     try:
-        urllib.request.urlopen(url + "/auth/", timeout=2).read()
+        urllib.request.urlopen(url + "/info/", timeout=5).read()
         return True
     except OSError:
         return False

@@ -24,10 +24,13 @@ from .uncertainty import BackgroundScorer, ScoreBook, StudyScore
 
 
 class LeasedStrategy(Strategy):
-    """Picks with :meth:`pick` among the free unlabelled studies and leases the pick."""
+    """Picks with :meth:`pick` among the free unlabelled studies and leases the pick;
+    ``DESCRIPTION`` is what ``/info/`` shows."""
 
-    def __init__(self, description: str, leases: LeaseBook) -> None:
-        super().__init__(description)
+    DESCRIPTION = ""
+
+    def __init__(self, leases: LeaseBook) -> None:
+        super().__init__(self.DESCRIPTION)
         self.leases = leases
 
     def pick(self, candidates: list[str]) -> str | None:
@@ -45,16 +48,14 @@ class LeasedStrategy(Strategy):
 
 
 class RandomStudy(LeasedStrategy):
-    def __init__(self, leases: LeaseBook) -> None:
-        super().__init__("A random unlabelled study no one else is working on", leases)
+    DESCRIPTION = "A random unlabelled study no one else is working on"
 
     def pick(self, candidates: list[str]) -> str | None:
         return random.choice(candidates) if candidates else None
 
 
 class FirstStudy(LeasedStrategy):
-    def __init__(self, leases: LeaseBook) -> None:
-        super().__init__("The first unlabelled study (by id) no one else is working on", leases)
+    DESCRIPTION = "The first unlabelled study (by id) no one else is working on"
 
     def pick(self, candidates: list[str]) -> str | None:
         return min(candidates) if candidates else None
@@ -63,9 +64,9 @@ class FirstStudy(LeasedStrategy):
 class ScoredStrategy(LeasedStrategy):
     """A strategy over the served model's cached study scores; random while there are none."""
 
-    def __init__(self, description: str, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
+    def __init__(self, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
                  model_version: Callable[[], str]) -> None:
-        super().__init__(description, leases)
+        super().__init__(leases)
         self.book, self.scorer, self.model_version = book, scorer, model_version
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
@@ -88,20 +89,14 @@ class ScoredStrategy(LeasedStrategy):
 
 
 class MostUncertainStudy(ScoredStrategy):
-    def __init__(self, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
-                 model_version: Callable[[], str]) -> None:
-        super().__init__("The free study the model is least sure of (test-time flips)", leases, book, scorer,
-                         model_version)
+    DESCRIPTION = "The free study the model is least sure of (test-time flips)"
 
     def choose(self, scores: dict[str, StudyScore]) -> str:
         return max(sorted(scores), key=lambda study: scores[study].uncertainty)
 
 
 class ForegroundRandomStudy(ScoredStrategy):
-    def __init__(self, leases: LeaseBook, book: ScoreBook, scorer: BackgroundScorer,
-                 model_version: Callable[[], str]) -> None:
-        super().__init__("A random free study, weighted by its predicted tumor volume", leases, book, scorer,
-                         model_version)
+    DESCRIPTION = "A random free study, weighted by its predicted tumor volume"
 
     def choose(self, scores: dict[str, StudyScore]) -> str:
         studies = sorted(scores)
