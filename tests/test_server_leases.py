@@ -77,5 +77,7 @@ def test_lease_book_rules_with_a_clock(tmp_path: Path):
     now[0] = 1061.0
     assert book.take("c", ["s1", "s2"], min).image_id == "s1"  # a's lease ran out
     assert LeaseBook(tmp_path / "leases.json", clock=lambda: now[0]).held_by_others("c") == set()
+    fresh = tmp_path / "fresh"
+    assert LeaseBook(fresh / "leases.json").held_by_others(None) == set() and list(fresh.iterdir()) == []
     with pytest.raises(ValueError, match="more than 0"):
         LeaseBook(tmp_path / "x.json", duration_s=0)

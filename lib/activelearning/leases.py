@@ -4,12 +4,14 @@ given that study.
 A client holds at most one lease: asking again hands back the old one and takes a new one (the
 annotator skipped it). A lease ends when a ``final`` label of its study is saved, or after
 ``duration_s``. Leases live in one JSON file (written atomically, under a process-wide lock and
-an ``fcntl`` file lock), so they survive a restart and hold across worker processes.
+an ``fcntl`` lock on its folder), so they survive a restart and hold across worker processes;
+looking at the leases writes nothing.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -72,8 +74,7 @@ class LeaseBook:
     def _leases(self) -> Iterator[dict[str, Lease]]:
         """The unexpired leases, under both locks; changes are written back on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with self._lock, _locked_folder(self.path.parent):
             now = self.clock()
             stored = read_json(self.path).get("leases", [])
             leases = {r["image_id"]: Lease(**r) for r in stored if float(r["expires_at"]) > now}
@@ -81,3 +82,14 @@ class LeaseBook:
             yield leases
             if leases != before or len(stored) != len(before):
                 write_json(self.path, {"leases": [asdict(lease) for lease in leases.values()]})
+
+
+@contextmanager
+def _locked_folder(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself (no lock file left behind)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
