@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Property, QFile, Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtUiTools import QUiLoader
 from PySide6.QtWidgets import QApplication, QComboBox, QFrame, QGroupBox, QLabel, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -103,7 +104,12 @@ def main(out: str) -> int:
     panel.findChild(QWidget, "findingTextEdit").setPlainText("Tumor in the left hemisphere; crosses the midline.")
     panel.findChild(QWidget, "reportStatusLabel").setText("Draft, version 3: 2 of 4 findings reviewed.")
     panel.findChild(QWidget, "signReportButton").setEnabled(False)
-    panel.resize(460, 1960)
+    panel.findChild(QWidget, "publishReportButton").setEnabled(False)
+    key_images = Path(__file__).resolve().parents[1] / "build" / "report-demo" / "key-images.png"  # make report
+    if key_images.exists():
+        panel.findChild(QWidget, "keyImagesLabel").setPixmap(QPixmap(str(key_images)).scaledToWidth(
+            420, Qt.SmoothTransformation))
+    panel.resize(460, 2200)
     panel.show()
     app.processEvents()
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -276,6 +276,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.declineFindingButton.connect("clicked()", lambda: self.onReviewFinding("declined"))
         self.ui.signReportButton.connect("clicked()", self.onSignReport)
         self.ui.openReportButton.connect("clicked()", self.onOpenReport)
+        self.ui.publishReportButton.connect("clicked()", self.onPublishReport)
         self.showStudies()
         self.showJob(None)
 
@@ -532,7 +533,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         prior = "" if prior in ("", "(none)", imageId) else prior
         dose, status = self.ui.steroidDoseComboBox.currentText, self.ui.clinicalStatusComboBox.currentText
         self.startJob("report", lambda progress: client.draft_report(imageId, prior or None, dose, status),
-                      self.showReport)
+                      self.draftArrived)
 
     def showReport(self, report: dict[str, Any]) -> None:
         self.report = report
@@ -550,6 +551,22 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for button in (self.ui.approveFindingButton, self.ui.editFindingButton, self.ui.declineFindingButton):
             button.enabled = not final
         self.ui.signReportButton.enabled = not final and not to_review(report)
+        self.ui.publishReportButton.enabled = final
+
+    def draftArrived(self, report: dict[str, Any]) -> None:
+        """A new draft: its findings, then its key images (fetched in the background)."""
+        self.showReport(report)
+        client, imageId = self.client, str(report.get("study", ""))
+        if client is not None and imageId:
+            path = self.workDir / imageId / f"{imageId}-key-images.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.startJob("key images", lambda progress: client.download_report_images(imageId, path),
+                          self.showKeyImages)
+
+    def showKeyImages(self, path: Path) -> None:
+        pixmap = qt.QPixmap(str(path))
+        self.ui.keyImagesLabel.setPixmap(pixmap.scaledToWidth(max(200, self.ui.keyImagesLabel.width),
+                                                              qt.Qt.SmoothTransformation))
 
     def selectedFinding(self) -> str:
         row = self.ui.findingsTable.currentRow()
@@ -578,6 +595,13 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         recommendations = self.ui.recommendationsTextEdit.toPlainText().strip()
         self.startJob("report", lambda progress: client.sign_report(imageId, impression, recommendations),
                       self.showReport)
+
+    def onPublishReport(self) -> None:
+        client, imageId = self.client, str(self.report.get("study", ""))
+        if client is None or not imageId:
+            return
+        self.startJob("report", lambda progress: client.publish_report(imageId),
+                      lambda sent: setattr(self.ui.reportStatusLabel, "text", f"Sent to the PACS: {sent}"))
 
     def onOpenReport(self) -> None:
         client, imageId = self.client, str(self.report.get("study", ""))

@@ -69,6 +69,8 @@ def test_draft_review_sign_and_download_the_pdf(served, tmp_path):
     signed = client.sign_report(FOLLOW_UP, "Smaller enhancing tumor.", "MRI in 8 weeks.")
     assert signed["final"] and signed["version"] > draft["version"] and "signed by" in status_line(signed)
     assert client.report(FOLLOW_UP)["version"] == signed["version"]
+    images = client.download_report_images(FOLLOW_UP, tmp_path / "key-images.png")
+    assert images.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pdf = client.download_report_pdf(FOLLOW_UP, tmp_path / "report.pdf")
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
     assert "Smaller enhancing tumor." in text and "Partial response, to be confirmed." in text

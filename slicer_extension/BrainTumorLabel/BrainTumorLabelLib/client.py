@@ -224,6 +224,11 @@ class ServerClient:
         return self._json("POST", f"/btl/studies/{_segment(image_id)}/report/publish",
                           timeout_s=self.segment_timeout_s)
 
+    def download_report_images(self, image_id: str, path: Path) -> Path:
+        """The newest version's key images (PNG), written to ``path``."""
+        path.write_bytes(self._request("GET", f"/btl/studies/{_segment(image_id)}/report/images")[1])
+        return path
+
     def download_report_pdf(self, image_id: str, path: Path) -> Path:
         """The newest version's PDF, written to ``path``."""
         path.write_bytes(self._request("GET", f"/btl/studies/{_segment(image_id)}/report/pdf")[1])
