@@ -12,7 +12,6 @@ Studies: 4 generated 2 mm cases; the upload: a real 1 mm case from ../shared/rea
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -28,6 +27,9 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from lib.atomic import write_json  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 from lib.net import free_loopback_port  # noqa: E402
@@ -143,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"/info/ p95 under load: ours {results['ours']['info_ms_p95']} ms, MONAI Label's server "
           f"{results['monailabel']['info_ms_p95']} ms: x{ratio:.1f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
+        write_json(args.out, report)
     return 0
 
 

@@ -33,11 +33,15 @@ class LeasedStrategy(Strategy):
         super().__init__(self.DESCRIPTION)
         self.leases = leases
 
+    def prepare(self, unlabeled: list[str]) -> None:
+        """Called with every unlabelled study before picking; nothing to do by default."""
+
     def pick(self, candidates: list[str]) -> str | None:
         raise NotImplementedError
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
         candidates = sorted(datastore.get_unlabeled_images(request.get("label_tag"), request.get("labels")))
+        self.prepare(candidates)
         client_id = str(request.get("client_id") or "")
         if client_id:
             lease = self.leases.take(client_id, candidates, self.pick)
@@ -69,13 +73,12 @@ class ScoredStrategy(LeasedStrategy):
         super().__init__(leases)
         self.book, self.scorer, self.model_version = book, scorer, model_version
 
-    def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
+    def prepare(self, unlabeled: list[str]) -> None:
+        """Start scoring the unlabelled studies the served model has no score for."""
         scored = self.book.scores(self.model_version())
-        unlabeled = sorted(datastore.get_unlabeled_images(request.get("label_tag"), request.get("labels")))
         missing = [study for study in unlabeled if study not in scored]
         if missing:
             self.scorer.fill(missing)
-        return super().__call__(request, datastore)
 
     def pick(self, candidates: list[str]) -> str | None:
         scores = self.book.scores(self.model_version())
