@@ -1,7 +1,8 @@
 """The app's own endpoints (``/btl/...``), next to MONAI Label's: a study's sequences and label
-versions, DICOM sequence identification, the audit trail, the clinical report and the
-correction effort. Each is thin over ``lib/``; typed errors become 4xx answers; what changes
-data goes into the audit trail."""
+versions, DICOM sequence identification, the audit trail, the clinical report, the
+correction effort, the uncertainty scores and the model registry (with an admin's rollback).
+Each is thin over ``lib/``; typed errors become 4xx answers; what changes data goes into the
+audit trail."""
 
 from __future__ import annotations
 
@@ -55,10 +56,15 @@ class SignRequest(BaseModel):
     recommendations: str = Field(default="", max_length=20_000)
 
 
+class ServeRequest(BaseModel):
+    reason: str = Field(default="", max_length=2_000)
+
+
 @dataclass(frozen=True)
 class ApiContext:
     """What the routes work on, looked up per request: the study datastore, the audit trail,
-    the report service, the correction-effort table, and ``record(request, action, **fields)``
+    the report service, the correction-effort table, the uncertainty scores, the model
+    registry and ``serve_model(version, user, reason)``, and ``record(request, action, **fields)``
     which audits an action as the request's user; ``user(request)`` is that user's name."""
 
     studies: Callable[[], StudyDatastore]
@@ -66,6 +72,8 @@ class ApiContext:
     reports: Callable[[], ReportService]
     effort: Callable[[], EffortTable]
     uncertainty: Callable[[], dict[str, Any]]
+    models: Callable[[], dict[str, Any]]
+    serve_model: Callable[[str, str, str], dict[str, Any]]
     record: Callable[..., None]
     user: Callable[[Request], str]
 
@@ -155,6 +163,18 @@ def build_router(context: ApiContext) -> APIRouter:
     def uncertainty() -> dict[str, Any]:
         with http_errors():
             return context.uncertainty()
+
+    @router.get("/models", summary="The model registry: versions, metrics, training labels, what is served")
+    def model_versions() -> dict[str, Any]:
+        with http_errors():
+            return context.models()
+
+    @router.post("/admin/models/{version}/serve", summary="Serve a registered model version (ML admins)")
+    def serve_model(request: Request, version: str, body: ServeRequest) -> dict[str, Any]:
+        with http_errors():
+            answer = context.serve_model(version, context.user(request), body.reason)
+        context.record(request, "model.serve", detail={"version": version, "reason": body.reason})
+        return answer
 
     @router.get("/audit", summary="The audit trail (ML admins)")
     def audit_events(study: str | None = None, user: str | None = None, action: str | None = None,

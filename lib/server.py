@@ -335,12 +335,15 @@ def remove_image(request: Request, id: str) -> dict[str, Any]:  # noqa: A002 - M
 
 @overrides.post("/train/{model}", summary="Train a model on the submitted labels")
 def train(request: Request, model: str, params: dict[str, Any] | None = None, run_sync: bool = False) -> Any:
-    """Options are checked now (422); one training at a time, also across restarts (409)."""
+    """Options are checked now (422); one training at a time, also across restarts, and only
+    when a study has a final label to learn from (409)."""
     with http_errors():
         options = dict(params or {})
         TrainConfig.from_request(options)
         trainer = app_instance().trainer(model)
         trainer.lock.check_free()
+        if not _studies().get_labeled_images(FINAL):
+            raise ConflictError("no study has a final label yet: nothing to train on; submit corrections first")
         result, detail = AsyncTask.run("train", request={"model": model}, params=options, force_sync=run_sync,
                                        enqueue=False)
         if result is None:
@@ -365,6 +368,8 @@ app.include_router(build_router(ApiContext(studies=_studies, audit=lambda: app_i
                                            reports=lambda: app_instance().reports,
                                            effort=lambda: app_instance().effort,
                                            uncertainty=lambda: app_instance().uncertainty_status(),
+                                           models=lambda: app_instance().model_versions(),
+                                           serve_model=lambda *a: app_instance().serve_model(*a),
                                            record=_audit, user=_user)))
 app.include_router(overrides)
 _ours = [app.router.routes.pop(), app.router.routes.pop()]  # the two routers just included

@@ -53,6 +53,7 @@ from lib.http_errors import HttpDatastore, http_errors
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
+from lib.model.registry import ModelRegistry
 from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.report.service import ReportService
@@ -86,6 +87,8 @@ class BrainTumorLabelApp(MONAILabelApp):
         default_dir = Path(studies) / META_DIR / "model" if local else Path(app_dir) / "model" / "trained"
         self.model_dir = Path(conf.get("model_dir", default_dir))
         self.trained_model = self.model_dir / f"{MODEL_NAME}.pt"
+        self.registry = ModelRegistry(self.model_dir, self.trained_model, self.bundled_model)
+        self.registry.versions()  # registers the bundled model as the first one served
         mirror = tuple(int(a) for a in str(conf.get("mirror_axes", "")).split(",") if a.strip())
         # the newest trained model, the one it replaced, then the bundled one: the first that loads
         self.segmenter = TumorSegmenter([self.trained_model, previous_path(self.trained_model), self.bundled_model],
@@ -141,7 +144,7 @@ class BrainTumorLabelApp(MONAILabelApp):
 
     def init_trainers(self) -> dict[str, TrainTask]:
         return {MODEL_NAME: BrainTumorTraining(self.trained_model, self.model_dir, self.segmenter.checkpoint_path,
-                                               name=MODEL_NAME)}
+                                               self.registry, name=MODEL_NAME)}
 
     @functools.cached_property
     def reports(self) -> ReportService:
@@ -168,6 +171,21 @@ class BrainTumorLabelApp(MONAILabelApp):
         scored = (self.leases, self.scores, self.scorer, lambda: self.segmenter.checkpoint().version)
         return {"random": RandomStudy(self.leases), "first": FirstStudy(self.leases),
                 "uncertainty": MostUncertainStudy(*scored), "foreground": ForegroundRandomStudy(*scored)}
+
+    def model_versions(self) -> dict[str, Any]:
+        """The registry: every version with its metrics and training labels, the one served now
+        and the history of what was served when."""
+        served = self.segmenter.checkpoint().version
+        return {"served": served, "versions": [{**asdict(v), "served": v.version == served}
+                                               for v in self.registry.versions()],
+                "history": self.registry.history()}
+
+    def serve_model(self, version: str, user: str, reason: str = "") -> dict[str, Any]:
+        """Serve a registered version from the next request on (rollback, or a candidate chosen
+        by an admin); refused while a training run is going (it would publish over it)."""
+        self.trainer(MODEL_NAME).lock.check_free()
+        entry = self.registry.serve(version, user, reason)
+        return {"served": self.segmenter.checkpoint().version, "requested": entry.version}
 
     def uncertainty_status(self) -> dict[str, Any]:
         """The served model's study scores, and whether scoring is running."""

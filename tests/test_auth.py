@@ -317,6 +317,8 @@ def test_every_monailabel_route_has_an_explicit_row() -> None:
     ("POST", "/btl/reports/x", Role.ADMIN),
     ("GET", "/btl/audit", Role.ADMIN),
     ("GET", "/btl/admin/models", Role.ADMIN),
+    ("POST", "/btl/admin/models/v1/serve", Role.ADMIN),
+    ("GET", "/btl/models", Role.CLINICIAN),
     ("GET", "/nowhere", Role.ADMIN),
     ("GET", "//datastore/image", Role.ADMIN),
     ("POST", "/", Role.ADMIN),

@@ -53,6 +53,7 @@ def _requests(image: str) -> list[tuple[str, str, str, dict]]:
         ("clinician", "GET", f"/btl/studies/{image}/labels/final", {}),
         ("clinician", "POST", f"/infer/{MODEL}?image=no-such-study&output=json", {}),
         ("clinician", "GET", "/train/", {}),
+        ("clinician", "GET", "/btl/models", {}),
         ("annotator", "PUT", "/datastore/label?image=no-such-study&tag=final", label),
         ("annotator", "PUT", "/datastore/label/info?label=no-such-study&tag=final", {"fields": {"params": "{}"}}),
         ("annotator", "POST", "/activelearning/nosuch", {"body": b"{}", "content_type": "application/json"}),
@@ -63,6 +64,8 @@ def _requests(image: str) -> list[tuple[str, str, str, dict]]:
         ("ml_admin", "GET", "/datastore/dataset", {}),
         ("ml_admin", "GET", "/logs/", {}),
         ("ml_admin", "GET", "/btl/audit", {}),
+        ("ml_admin", "POST", "/btl/admin/models/no-such-version/serve",
+         {"body": b"{}", "content_type": "application/json"}),
         ("ml_admin", "GET", f"/model/{MODEL}", {}),
         ("ml_admin", "POST", f"/batch/infer/{MODEL}", {"body": b"[1", "content_type": "application/json"}),
     ]

@@ -3,8 +3,10 @@ written back as DICOM SEG next to the study; credentials never reach the logs.""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import requests
 import SimpleITK as sitk
 from monailabel.client import MONAILabelClient
 
+from lib.activelearning.leases import LeaseBook
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.pacs.sandbox import start_orthanc
 from synthbrats import GeneratorConfig, generate_case, write_case
@@ -29,7 +32,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("pacs-server")
     uids = {}
     plans = {"complete": StudyPlan("philips", "Gadobutrol", ("localizer",), None),
-             "no-flair": StudyPlan("generic", None, (), "t2f")}
+             "no-flair": StudyPlan("generic", None, (), "t2f"),
+             "unread": StudyPlan("siemens", "Gadoterate", (), None)}
     for i, (name, plan) in enumerate(plans.items()):
         case = write_case(generate_case(62, i, GeneratorConfig(spacing=2.0, style="brats")), root / "cases")
         uids[name] = export_case(case, root / "dicom", np.random.default_rng(i), plan)["study_uid"]
@@ -37,8 +41,9 @@ def setup(tmp_path_factory):
         orthanc.upload_folder(root / "dicom")
         log = root / "server.log"
         env = {"BTL_PACS_USERNAME": orthanc.username, "BTL_PACS_PASSWORD": orthanc.password}
-        with monailabel_server(orthanc.dicomweb_url, log, conf={"cache_dir": str(root / "cache")}, env=env) as url:
-            yield {"url": url, "orthanc": orthanc, "uids": uids, "log": log}
+        conf = {"cache_dir": str(root / "cache"), "model_dir": str(root / "model")}
+        with monailabel_server(orthanc.dicomweb_url, log, conf=conf, env=env) as url:
+            yield {"url": url, "orthanc": orthanc, "uids": uids, "log": log, "conf": conf, "env": env}
 
 
 def _seg_series(orthanc, study_uid: str) -> list[dict]:
@@ -50,7 +55,7 @@ def _seg_series(orthanc, study_uid: str) -> list[dict]:
 def test_infer_on_a_pacs_study_writes_an_automatic_seg_next_to_it(setup, tmp_path):
     client = MONAILabelClient(setup["url"], tmpdir=str(tmp_path))
     uid = setup["uids"]["complete"]
-    assert client.info()["datastore"]["total"] == 2
+    assert client.info()["datastore"]["total"] == 3
     label_file, result = client.infer(MODEL, uid, {})
     label = sitk.ReadImage(label_file)
     assert set(np.unique(sitk.GetArrayFromImage(label))) <= {0, 1, 2, 3}
@@ -62,6 +67,41 @@ def test_infer_on_a_pacs_study_writes_an_automatic_seg_next_to_it(setup, tmp_pat
     assert descriptions == ["BrainTumorLabel final v1", "BrainTumorLabel original v1"]
     assert client.info()["datastore"]["completed"] == 1
     assert result["model_version"]
+
+
+def test_active_learning_on_the_pacs_keys_on_study_uids_and_survives_a_restart(setup, tmp_path):
+    url, uid, cache = setup["url"], setup["uids"]["complete"], Path(setup["conf"]["cache_dir"])
+    first = requests.post(f"{url}/activelearning/random", json={"client_id": "annotator-a"}, timeout=60).json()
+    second = requests.post(f"{url}/activelearning/random", json={"client_id": "annotator-b"}, timeout=60).json()
+    assert first["id"] == setup["uids"]["unread"] and (second or {}).get("id") != first["id"]
+    assert {(lease.image_id, lease.client_id) for lease in LeaseBook(cache / "leases.json").current()} >= \
+        {(first["id"], "annotator-a")}
+
+    client = MONAILabelClient(url, tmpdir=str(tmp_path))
+    label_file, result = client.infer(MODEL, uid, {})
+    fixed = write_label_like(Path(label_file), tmp_path / "fixed.nii.gz", fill=2)
+    client.save_label(uid, str(fixed), tag="final", params={"model_version": result["model_version"]})
+    final_version = requests.get(f"{url}/btl/studies/{uid}/labels/final", timeout=30).json()[-1]["version"]
+    effort = [r for r in requests.get(f"{url}/btl/effort", timeout=120).json()["rows"]
+              if r["study"] == uid and r["final_version"] == final_version]
+    assert len(effort) == 1 and effort[0]["model_version"] == result["model_version"]
+
+    shutil.rmtree(cache / "labels")  # labels are read back from the PACS's SEG series from now on
+    restart = tmp_path / "restart.log"
+    with monailabel_server(setup["orthanc"].dicomweb_url, restart, conf=setup["conf"], env=setup["env"]) as again:
+        assert effort[0] in requests.get(f"{again}/btl/effort", timeout=120).json()["rows"]
+        started = requests.post(f"{again}/train/{MODEL}", timeout=60, json={
+            "max_epochs": 1, "steps_per_epoch": 1, "roi_size": 32, "fine_tune": False})
+        assert started.status_code == 200, started.text
+        deadline = time.monotonic() + 600
+        while (status := requests.get(f"{again}/train/", timeout=30).json())["status"] in ("SUBMITTED", "RUNNING"):
+            assert time.monotonic() < deadline
+            time.sleep(2)
+        assert status["status"] == "DONE", status
+        runs = [v for v in requests.get(f"{again}/btl/models", timeout=30).json()["versions"]
+                if v["status"] != "bundled"]
+        assert runs and runs[-1]["labels"] == {uid: final_version}  # keyed on the StudyInstanceUID
+    assert (cache / "labels").is_dir()  # fetched again from Orthanc for training
 
 
 def test_a_signed_report_lands_in_the_pacs_next_to_the_study(setup, tmp_path):

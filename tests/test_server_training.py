@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from monailabel.client import MONAILabelClient
 
+from lib.trainers.lock import TrainerLock
+
 from _cases import make_studies, truth_path
-from _http import call
+from _http import call, detail
 from _server import monailabel_process, monailabel_server
 
 MODEL = "brats_segresnet"
@@ -44,9 +47,9 @@ def _wait_until_finished(client: MONAILabelClient, timeout_s: float = 600) -> di
 
 def test_training_on_submitted_labels_never_replaces_a_better_model(client, studies):
     bundled_version = client.info()["models"][MODEL]["model_version"]
-    client.train_start(MODEL, TINY_RUN)  # nothing to train on yet: the background task says why
-    refused = _wait_until_finished(client)
-    assert refused["status"] == "ERROR" and "no studies with a final label" in " ".join(refused["details"])
+    refused = call(client.get_server_url(), "POST", f"/train/{MODEL}", body=json.dumps(TINY_RUN).encode(),
+                   content_type="application/json")  # nothing to train on yet
+    assert refused[0] == 409 and "no study has a final label" in detail(refused)
     for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
         client.save_label(case.name, str(truth_path(case)), tag="final")
     client.train_start(MODEL, TINY_RUN)  # one step from scratch: worse than the bundled model
@@ -63,12 +66,41 @@ def test_training_on_submitted_labels_never_replaces_a_better_model(client, stud
     assert stats["publication"]["published"] is False and "below the served model" in stats["publication"]["reason"]
 
 
-def test_a_running_training_can_be_stopped(client):
+def test_the_registry_lists_each_run_and_an_admin_serves_any_version_without_a_restart(client, studies):
+    url = client.get_server_url()
+    registry = requests.get(f"{url}/btl/models", timeout=30).json()
+    bundled = registry["served"]
+    by_version = {v["version"]: v for v in registry["versions"]}
+    (candidate,) = [v for v in by_version.values() if v["status"] == "candidate"]  # the worse run above
+    assert by_version[bundled]["status"] == "bundled" and by_version[bundled]["served"] is True
+    split = json.loads((studies / ".braintumorlabel" / "model" / "split.json").read_text())["assignment"]
+    assert candidate["labels"] == {s: 1 for s, role in split.items() if role == "train"}  # study: label version
+    assert set(candidate["validation_dice"]) == {"WT", "TC", "ET"} and candidate["served_dice"]
+
+    chosen = requests.post(f"{url}/btl/admin/models/{candidate['version']}/serve", json={"reason": "compare"},
+                           timeout=60)
+    assert chosen.status_code == 200 and chosen.json()["served"] == candidate["version"]
+    assert client.info()["models"][MODEL]["model_version"] == candidate["version"]  # same process, next request
+    back = requests.post(f"{url}/btl/admin/models/{bundled}/serve", json={}, timeout=60)
+    assert back.status_code == 200 and client.info()["models"][MODEL]["model_version"] == bundled
+    history = requests.get(f"{url}/btl/models", timeout=30).json()["history"]
+    assert [h["version"] for h in history[-2:]] == [candidate["version"], bundled]
+    assert history[-2]["reason"] == "compare"
+    unknown = requests.post(f"{url}/btl/admin/models/no-such-version/serve", json={}, timeout=30)
+    assert unknown.status_code == 404 and "unknown model version" in unknown.json()["detail"]
+    served = [e for e in requests.get(f"{url}/btl/audit", params={"action": "model.serve"}, timeout=30).json()]
+    assert [e["detail"]["version"] for e in served][-2:] == [candidate["version"], bundled]
+
+
+def test_a_running_training_can_be_stopped_and_blocks_a_rollback_while_it_runs(client, studies):
     client.train_start(MODEL, {**TINY_RUN, "max_epochs": 500})
-    deadline = time.monotonic() + 60
-    while client.train_status()["status"] != "RUNNING":
+    deadline = time.monotonic() + 120
+    while TrainerLock(studies / ".braintumorlabel" / "model" / "trainer.lock").holder() is None:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+    bundled = requests.get(f"{client.get_server_url()}/btl/models", timeout=30).json()["served"]
+    refused = requests.post(f"{client.get_server_url()}/btl/admin/models/{bundled}/serve", json={}, timeout=30)
+    assert refused.status_code == 409 and "training is running" in refused.json()["detail"]
     client.train_stop()
     assert _wait_until_finished(client, 60)["status"] == "STOPPED"
     assert client.info()["name"] == "BrainTumorLabel"
@@ -82,7 +114,7 @@ def test_a_trainer_orphaned_by_a_killed_server_blocks_a_second_one_until_it_is_g
             client.save_label(case.name, str(truth_path(case)), tag="final")
         client.train_start(MODEL, {**TINY_RUN, "max_epochs": 500})
         deadline = time.monotonic() + 120
-        while not (work / "trainer.lock").exists():  # the trainer holds the lock once it runs
+        while TrainerLock(work / "trainer.lock").holder() is None:  # the trainer holds the lock once it runs
             assert time.monotonic() < deadline
             time.sleep(0.5)
         orphan = int(json.loads((work / "trainer.lock").read_text())["pid"])

@@ -166,14 +166,16 @@ class StudyDatastore(Datastore):
         return [i for i in self.list_images() if tag not in self.label_tags(i) and not self.study_problem(i)]
 
     def datalist(self) -> list[dict[str, Any]]:
-        """Training pairs ``{"case_id", "image": <study path>, "label": <newest final label>}``
-        of the studies that can be segmented and have a ``final`` label."""
+        """Training pairs ``{"case_id", "image": <study path>, "label": <newest final label>,
+        "label_version": <its number>}`` of the studies that can be segmented and have a
+        ``final`` label."""
         pairs = []
         for image_id in self.get_labeled_images(FINAL):
             if self.study_problem(image_id):
                 continue
             pairs.append({"case_id": image_id, "image": str(self.study_path(image_id)),
-                          "label": self.get_label_uri(image_id, FINAL)})
+                          "label": self.get_label_uri(image_id, FINAL),
+                          "label_version": self.latest_label(image_id, FINAL).version})
         return pairs
 
     def label_counts(self, image_ids: list[str]) -> dict[str, int]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from lib.atomic import write_json
 from lib.evaluation import mean_score, score_checkpoint
+from lib.model.registry import CANDIDATE, PUBLISHED, ModelRegistry
 from lib.transforms import NyulLandmarks
 
 from .config import TrainConfig
@@ -56,9 +57,12 @@ def candidate_path(checkpoint_path: str | Path) -> Path:
 def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, config: TrainConfig, *,
                  split_path: str | Path, cache_dir: str | Path | None, version: str,
                  served: str | Path | None = None, progress_path: str | Path | None = None,
-                 learn_landmarks: bool = True) -> tuple[TrainResult, Publication]:
-    """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``) and publish the best epoch at
-    ``checkpoint_path`` if it is not worse than ``served`` (the model served now; None: none).
+                 learn_landmarks: bool = True,
+                 registry: ModelRegistry | None = None) -> tuple[TrainResult, Publication]:
+    """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``, optionally ``"label_version"``)
+    and publish the best epoch at ``checkpoint_path`` if it is not worse than ``served`` (the
+    model served now; None: none). The best epoch, published or not, goes into ``registry``
+    with its validation Dice and the labels it was trained on.
 
     The split recorded at ``split_path`` is extended with new cases, never changed for old
     ones. Nyúl landmarks are learned from the training cases when ``learn_landmarks`` and
@@ -79,6 +83,11 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     paths = RunPaths.next_to(candidate_path(checkpoint_path), progress_path)
     result = train(train_cases, val_cases, config, paths, landmarks=landmarks, version=version)
     publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids])
+    if registry is not None and publication.checkpoint is not None:
+        registry.register(publication.checkpoint, PUBLISHED if publication.published else CANDIDATE,
+                          labels={c: by_id[c].get("label_version") for c in train_ids},
+                          validation_dice=publication.candidate_dice, served_dice=publication.served_dice,
+                          validation_cases=val_ids, reason=publication.reason)
     if progress_path:
         write_json(progress_path, {"state": "DONE", **asdict(result), "publication": asdict(publication)})
     return result, publication

@@ -16,6 +16,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 from lib.atomic import write_json
 from lib.errors import InputError
 from lib.model import load_checkpoint
+from lib.model.registry import ModelRegistry
 from lib.options import as_flag
 
 from .config import REQUEST_KEYS, TrainConfig
@@ -30,14 +31,17 @@ class BrainTumorTraining(TrainTask):
     """Trains on the datastore's ``final`` labels and publishes the best epoch at
     ``checkpoint_path`` when it is not worse than the model served now (``current_model``,
     also the starting point when ``fine_tune``); inference picks it up on its next request.
-    The split, the preprocessing cache and the progress record live in ``work_dir``."""
+    The split, the preprocessing cache and the progress record live in ``work_dir``; every
+    run's best epoch is recorded in ``registry``."""
 
     def __init__(self, checkpoint_path: str | Path, work_dir: str | Path,
-                 current_model: Callable[[], Path], name: str = "brats_segresnet") -> None:
+                 current_model: Callable[[], Path], registry: ModelRegistry,
+                 name: str = "brats_segresnet") -> None:
         super().__init__("Train the brain tumor SegResNet on submitted (final) labels")
         self.checkpoint_path = Path(checkpoint_path)
         self.work_dir = Path(work_dir)
         self.current_model = current_model
+        self.registry = registry
         self.name = name
         self.lock = TrainerLock(self.work_dir / "trainer.lock")
 
@@ -88,7 +92,7 @@ class BrainTumorTraining(TrainTask):
             result, publication = run_training(
                 cases, self.checkpoint_path, config, split_path=self.work_dir / "split.json",
                 cache_dir=self.work_dir / "cache", version=version, served=self.current_model(),
-                progress_path=self.work_dir / "progress.json")
+                progress_path=self.work_dir / "progress.json", registry=self.registry)
         return {"model_version": version if publication.published else None, "best_dice": result.best_dice,
                 "best_epoch": result.best_epoch, "epochs": result.epochs, "train_cases": result.train_cases,
                 "val_cases": result.val_cases, "duration_s": result.duration_s, "publication": asdict(publication)}

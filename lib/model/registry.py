@@ -1,0 +1,175 @@
+"""The model registry: every version the server has trained or served, and which one it serves.
+
+Each training run registers its best epoch, published or kept as a candidate, with its
+validation Dice, the served model's Dice on the same cases, the final labels it was trained
+on (study and label version) and the model it started from. The bundled model is registered
+the first time the registry is read. An ML admin can serve any registered version again
+(a rollback, or a candidate promoted by hand); the file is copied over the served checkpoint
+in one atomic step, so inference switches on its next request, without a restart.
+
+Layout in the model folder::
+
+    <name>.pt                the served checkpoint (what inference loads)
+    versions/<version>.pt    a copy of every registered version
+    registry.json            the entries and the history of what was served when
+
+The registry is shared by the server and its training process: every change holds an
+exclusive ``flock`` on the model folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lib.atomic import atomic_path, read_json, write_json
+from lib.errors import UnknownIdError
+
+from .checkpoint import load_checkpoint
+
+PUBLISHED, CANDIDATE, BUNDLED = "published", "candidate", "bundled"
+
+
+@dataclass
+class ModelVersion:
+    """One registered model. ``status``: published (was served after its run), candidate (kept,
+    not served: it was worse on validation) or bundled; ``validation_dice``: per region on the
+    fixed validation cases, ``served_dice``: the model served at the time on the same cases;
+    ``labels``: ``{study: final label version}`` it was trained on; ``parent``: the version it
+    was fine-tuned from (None: trained from scratch)."""
+
+    version: str
+    status: str
+    created: str
+    sha256: str
+    file: str
+    parent: str | None = None
+    validation_dice: dict[str, float] = field(default_factory=dict)
+    served_dice: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, int | None] = field(default_factory=dict)
+    validation_cases: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_name(version: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", version) + ".pt"
+
+
+class ModelRegistry:
+    """The versions of one model in ``model_dir``; ``served_path`` is the checkpoint inference
+    loads first, ``bundled_path`` the model shipped with the app."""
+
+    def __init__(self, model_dir: str | Path, served_path: str | Path, bundled_path: str | Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.served_path = Path(served_path)
+        self.bundled_path = Path(bundled_path)
+        self.path = self.model_dir / "registry.json"
+
+    def register(self, checkpoint: str | Path, status: str, *, labels: dict[str, int | None] | None = None,
+                 validation_dice: dict[str, float] | None = None, served_dice: dict[str, float] | None = None,
+                 validation_cases: list[str] | None = None, reason: str = "") -> ModelVersion:
+        """Copy ``checkpoint`` into the registry and record it (its version from the file)."""
+        loaded = load_checkpoint(checkpoint)
+        init_from = loaded.training.get("config", {}).get("init_from")
+        entry = ModelVersion(version=loaded.version, status=status, created=_now(), sha256=_sha256(Path(checkpoint)),
+                             file=f"versions/{_file_name(loaded.version)}",
+                             parent=self._version_of(Path(init_from)) if init_from else None,
+                             validation_dice=dict(validation_dice or {}), served_dice=dict(served_dice or {}),
+                             labels=dict(labels or {}), validation_cases=list(validation_cases or []), reason=reason)
+        with self._locked() as state:
+            self._ensure_bundled(state)
+            self._copy_in(Path(checkpoint), entry.file)
+            state["versions"][entry.version] = asdict(entry)
+            if status == PUBLISHED:
+                state["history"].append({"time": entry.created, "version": entry.version, "by": "training",
+                                         "reason": reason})
+        return entry
+
+    def versions(self) -> list[ModelVersion]:
+        """All registered versions, oldest first (the bundled model first of all)."""
+        with self._locked() as state:
+            self._ensure_bundled(state)
+            return [ModelVersion(**v) for v in state["versions"].values()]
+
+    def history(self) -> list[dict[str, Any]]:
+        """What was served from when, and who chose it (``training`` or a user)."""
+        with self._locked() as state:
+            return list(state["history"])
+
+    def serve(self, version: str, user: str, reason: str = "") -> ModelVersion:
+        """Serve ``version`` from now on: its file replaces the served checkpoint atomically.
+        :class:`UnknownIdError` for a version that is not registered (or whose file is gone)."""
+        with self._locked() as state:
+            self._ensure_bundled(state)
+            if version not in state["versions"]:
+                raise UnknownIdError(f"unknown model version '{version}'; registered: {sorted(state['versions'])}")
+            entry = ModelVersion(**state["versions"][version])
+            source = self._file(entry)
+            if not source.is_file() or _sha256(source) != entry.sha256:
+                raise UnknownIdError(f"the file of model version '{version}' is missing or changed ({source})")
+            self.served_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.served_path, suffix=".pt") as tmp:
+                shutil.copyfile(source, tmp)
+            state["history"].append({"time": _now(), "version": version, "by": user, "reason": reason})
+        return entry
+
+    def _file(self, entry: ModelVersion) -> Path:
+        return self.bundled_path if entry.status == BUNDLED else self.model_dir / entry.file
+
+    def _version_of(self, path: Path) -> str | None:
+        try:
+            return load_checkpoint(path).version
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None
+
+    def _copy_in(self, source: Path, relative: str) -> None:
+        target = self.model_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".pt") as tmp:
+            shutil.copyfile(source, tmp)
+
+    def _ensure_bundled(self, state: dict[str, Any]) -> None:
+        if state["versions"] or not self.bundled_path.is_file():
+            return
+        version = load_checkpoint(self.bundled_path).version
+        entry = ModelVersion(version=version, status=BUNDLED, created=_now(), sha256=_sha256(self.bundled_path),
+                             file=str(self.bundled_path), reason="shipped with the app")
+        state["versions"][version] = asdict(entry)
+        state["history"].append({"time": entry.created, "version": version, "by": "app", "reason": "bundled"})
+
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """The registry's state under an exclusive lock of the model folder, written back if changed."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.model_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = read_json(self.path)
+            state = {"versions": dict(state.get("versions", {})), "history": list(state.get("history", []))}
+            before = repr(state)
+            yield state
+            if repr(state) != before:
+                write_json(self.path, state)
+        finally:
+            os.close(fd)
