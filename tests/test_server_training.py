@@ -74,7 +74,8 @@ def test_the_registry_lists_each_run_and_an_admin_serves_any_version_without_a_r
     (candidate,) = [v for v in by_version.values() if v["status"] == "candidate"]  # the worse run above
     assert by_version[bundled]["status"] == "bundled" and by_version[bundled]["served"] is True
     split = json.loads((studies / ".braintumorlabel" / "model" / "split.json").read_text())["assignment"]
-    assert candidate["labels"] == {s: 1 for s, role in split.items() if role == "train"}  # study: label version
+    assert candidate["labels"] == {s: 1 for s in split}  # study: label version
+    assert candidate["validation_cases"] == [s for s, role in split.items() if role == "validation"]
     assert set(candidate["validation_dice"]) == {"WT", "TC", "ET"} and candidate["served_dice"]
 
     chosen = requests.post(f"{url}/btl/admin/models/{candidate['version']}/serve", json={"reason": "compare"},
@@ -92,18 +93,28 @@ def test_the_registry_lists_each_run_and_an_admin_serves_any_version_without_a_r
     assert [e["detail"]["version"] for e in served][-2:] == [candidate["version"], bundled]
 
 
-def test_a_running_training_can_be_stopped_and_blocks_a_rollback_while_it_runs(client, studies):
+def test_a_running_training_can_be_stopped_and_a_label_sent_meanwhile_trains_the_next_round(client, studies):
+    url = client.get_server_url()
     client.train_start(MODEL, {**TINY_RUN, "max_epochs": 500})
     deadline = time.monotonic() + 120
     while TrainerLock(studies / ".braintumorlabel" / "model" / "trainer.lock").holder() is None:
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    bundled = requests.get(f"{client.get_server_url()}/btl/models", timeout=30).json()["served"]
-    refused = requests.post(f"{client.get_server_url()}/btl/admin/models/{bundled}/serve", json={}, timeout=30)
+    bundled = requests.get(f"{url}/btl/models", timeout=30).json()["served"]
+    refused = requests.post(f"{url}/btl/admin/models/{bundled}/serve", json={}, timeout=30)
     assert refused.status_code == 409 and "training is running" in refused.json()["detail"]
+    study = sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS"))[0]
+    client.save_label(study.name, str(truth_path(study)), tag="final")  # a correction arrives mid-run
     client.train_stop()
     assert _wait_until_finished(client, 60)["status"] == "STOPPED"
     assert client.info()["name"] == "BrainTumorLabel"
+
+    versions = requests.get(f"{url}/btl/studies/{study.name}/labels/final", timeout=30).json()
+    assert [v["version"] for v in versions] == [1, 2]  # kept
+    client.train_start(MODEL, TINY_RUN)
+    assert _wait_until_finished(client)["status"] == "DONE"
+    newest = requests.get(f"{url}/btl/models", timeout=30).json()["versions"][-1]
+    assert newest["labels"][study.name] == 2  # the next round used it
 
 
 def test_a_trainer_orphaned_by_a_killed_server_blocks_a_second_one_until_it_is_gone(studies, tmp_path):

@@ -44,8 +44,9 @@ class ModelVersion:
     """One registered model. ``status``: published (was served after its run), candidate (kept,
     not served: it was worse on validation) or bundled; ``validation_dice``: per region on the
     fixed validation cases, ``served_dice``: the model served at the time on the same cases;
-    ``labels``: ``{study: final label version}`` it was trained on; ``parent``: the version it
-    was fine-tuned from (None: trained from scratch)."""
+    ``labels``: ``{study: final label version}`` of the run, training and validation cases
+    (``validation_cases`` names the latter); ``parent``: the version it was fine-tuned from
+    (None: trained from scratch)."""
 
     version: str
     status: str

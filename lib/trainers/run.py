@@ -85,7 +85,7 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids])
     if registry is not None and publication.checkpoint is not None:
         registry.register(publication.checkpoint, PUBLISHED if publication.published else CANDIDATE,
-                          labels={c: by_id[c].get("label_version") for c in train_ids},
+                          labels={c: by_id[c].get("label_version") for c in sorted(split)},
                           validation_dice=publication.candidate_dice, served_dice=publication.served_dice,
                           validation_cases=val_ids, reason=publication.reason)
     if progress_path:
