@@ -129,6 +129,7 @@ def test_a_trainer_orphaned_by_a_killed_server_blocks_a_second_one_until_it_is_g
             assert time.monotonic() < deadline
             time.sleep(0.5)
         orphan = int(json.loads((work / "trainer.lock").read_text())["pid"])
+        registry = (work / "registry.json").read_bytes()
         os.kill(server.pid, signal.SIGKILL)  # the server dies; its trainer runs on
         server.wait(30)
     try:
@@ -143,6 +144,7 @@ def test_a_trainer_orphaned_by_a_killed_server_blocks_a_second_one_until_it_is_g
                 time.sleep(0.2)
             stats = json.loads(call(url, "GET", "/info/")[1])["train_stats"][MODEL]
             assert stats["state"] == "INTERRUPTED"  # not RUNNING forever
+            assert (work / "registry.json").read_bytes() == registry  # the killed run left it as it was
             status, _ = call(url, "POST", f"/train/{MODEL}", body=json.dumps(TINY_RUN).encode(),
                              content_type="application/json")
             assert status == 200  # the stale lock is taken over

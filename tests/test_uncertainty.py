@@ -42,6 +42,12 @@ def test_next_sample_by_uncertainty_on_a_real_server(tmp_path_factory, tmp_path)
         assert {"uncertainty", "foreground"} <= set(requests.get(f"{url}/info/", timeout=30).json()["strategies"])
         first = requests.post(f"{url}/activelearning/uncertainty", json={"client_id": "a"}, timeout=60)
         assert first.status_code == 200 and first.json()["id"] in ids  # random while nothing is scored
+        assert requests.get(f"{url}/btl/uncertainty", timeout=30).json()["scoring"] is True
+        # scoring runs beside the request handlers: the server answers and segments meanwhile
+        assert requests.get(f"{url}/info/", timeout=10).status_code == 200
+        inferred = requests.post(f"{url}/infer/brats_segresnet", params={"image": ids[0], "output": "json"},
+                                 timeout=120)
+        assert inferred.status_code == 200, inferred.text
         deadline, status = time.monotonic() + 600, {}
         while time.monotonic() < deadline:
             status = requests.get(f"{url}/btl/uncertainty", timeout=30).json()
