@@ -194,13 +194,23 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                                    for region in REGION_ORDER}}
     arms = summary["arms"]
     if "random" in arms and "uncertainty" in arms:
-        target = arms["random"]["mean"][-1]
-        needed = labels_to_reach(np.array(arms["uncertainty"]["labels"]), np.array(arms["uncertainty"]["mean"]),
-                                 target)
-        total = arms["random"]["labels"][-1]
+        start, target = arms["random"]["mean"][0], arms["random"]["mean"][-1]
         summary["random_final_dice"] = target
-        summary["uncertainty_labels_to_reach_random"] = needed
-        summary["uncertainty_share_of_random_labels"] = None if needed is None else round(needed / total, 3)
+        summary["starting_dice"] = start
+        if target <= start:  # nothing to reach: the share would be 0% and mean nothing
+            summary["uncertainty_labels_to_reach_random"] = None
+            summary["uncertainty_share_of_random_labels"] = None
+            summary["verdict"] = (f"not measurable: random's final Dice {target:.3f} is not above the starting "
+                                  f"model's {start:.3f} (retraining did not help at this budget)")
+        else:
+            needed = labels_to_reach(np.array(arms["uncertainty"]["labels"]),
+                                     np.array(arms["uncertainty"]["mean"]), target)
+            share = None if needed is None else round(needed / arms["random"]["labels"][-1], 3)
+            summary["uncertainty_labels_to_reach_random"] = needed
+            summary["uncertainty_share_of_random_labels"] = share
+            summary["verdict"] = (f"uncertainty reaches random's final Dice {target:.3f} with {share:.0%} of its "
+                                  "corrections" if share is not None else
+                                  f"uncertainty does not reach random's final Dice {target:.3f}")
     return summary
 
 
@@ -214,11 +224,8 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     for arm, row in summary["arms"].items():
         cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(row["mean"], row["sd"], strict=True))
         lines.append(f"| {arm} | {row['repeats']} | {cells} |")
-    share = summary.get("uncertainty_share_of_random_labels")
     lines += ["", "Mean of WT/TC/ET Dice on the held-out cases of the new site (mean ± SD over repeats).",
-              f"Random's final Dice: {summary.get('random_final_dice', float('nan')):.3f}; the uncertainty arm "
-              + (f"reaches it with {share:.0%} of random's corrections." if share is not None
-                 else "does not reach it within the corrections given.")]
+              f"Verdict: {summary.get('verdict', 'needs the random and uncertainty arms')}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(summary, out.with_suffix(".png"))
 
@@ -243,10 +250,8 @@ def plot(summary: dict[str, Any], png: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Dice")
     axes[0].legend(loc="lower right", fontsize=8)
-    share = summary.get("uncertainty_share_of_random_labels")
     fig.suptitle("Label efficiency on a new site (band: ± SD over repeats)"
-                 + (f"; uncertainty reaches random's final Dice with {share:.0%} of the corrections"
-                    if share is not None else ""), fontsize=10)
+                 + (f"; {summary['verdict']}" if "verdict" in summary else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)

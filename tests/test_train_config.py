@@ -9,6 +9,7 @@ import math
 import pytest
 
 from lib.errors import InputError
+from lib.model.registry import ModelRegistry
 from lib.trainers.config import REQUEST_KEYS, TrainConfig
 from lib.trainers.task import BrainTumorTraining
 
@@ -22,7 +23,8 @@ def test_the_command_line_offers_every_field_with_its_default():
 
 
 def test_the_train_task_shows_the_same_defaults(tmp_path):
-    task = BrainTumorTraining(tmp_path / "m.pt", tmp_path, lambda: tmp_path / "m.pt")
+    registry = ModelRegistry(tmp_path, tmp_path / "m.pt", tmp_path / "bundled.pt")
+    task = BrainTumorTraining(tmp_path / "m.pt", tmp_path, lambda: tmp_path / "m.pt", registry)
     shown = task.config()
     defaults = TrainConfig()
     assert {key: shown[key] for key in REQUEST_KEYS} == {key: getattr(defaults, key) for key in REQUEST_KEYS}
