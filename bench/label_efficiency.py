@@ -188,7 +188,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         if not runs:
             continue
         labels, values = curve(runs)
+        rounds = [r for run in runs for r in run["rounds"][1:]]
         summary["arms"][arm] = {"repeats": len(runs), "labels": labels.tolist(),
+                                "published_rounds": f"{sum(r['training']['published'] for r in rounds)}/{len(rounds)}",
                                 "mean": values.mean(0).round(4).tolist(), "sd": values.std(0).round(4).tolist(),
                                 **{region: curve(runs, region)[1].mean(0).round(4).tolist()
                                    for region in REGION_ORDER}}
@@ -219,11 +221,12 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     write_json(out.with_suffix(".json"), results)
     if not summary["arms"]:
         return
-    lines = ["| arm | repeats | " + " | ".join(f"{n} labels" for n in next(iter(summary["arms"].values()))["labels"])
-             + " |", "|---|---|" + "---|" * len(next(iter(summary["arms"].values()))["labels"])]
+    counts = next(iter(summary["arms"].values()))["labels"]
+    lines = ["| arm | repeats | " + " | ".join(f"{n} labels" for n in counts) + " | rounds published |",
+             "|---|---|" + "---|" * len(counts) + "---|"]
     for arm, row in summary["arms"].items():
         cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(row["mean"], row["sd"], strict=True))
-        lines.append(f"| {arm} | {row['repeats']} | {cells} |")
+        lines.append(f"| {arm} | {row['repeats']} | {cells} | {row['published_rounds']} |")
     lines += ["", "Mean of WT/TC/ET Dice on the held-out cases of the new site (mean ± SD over repeats).",
               f"Verdict: {summary.get('verdict', 'needs the random and uncertainty arms')}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
