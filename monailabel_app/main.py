@@ -176,9 +176,9 @@ class BrainTumorLabelApp(MONAILabelApp):
         """The registry: every version with its metrics and training labels, the one served now
         and the history of what was served when."""
         served = self.segmenter.checkpoint().version
-        return {"served": served, "versions": [{**asdict(v), "served": v.version == served}
-                                               for v in self.registry.versions()],
-                "history": self.registry.history()}
+        versions, history = self.registry.snapshot()
+        return {"served": served, "versions": [{**asdict(v), "served": v.version == served} for v in versions],
+                "history": history}
 
     def serve_model(self, version: str, user: str, reason: str = "") -> dict[str, Any]:
         """Serve a registered version from the next request on (rollback, or a candidate chosen

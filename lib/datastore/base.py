@@ -173,9 +173,9 @@ class StudyDatastore(Datastore):
         for image_id in self.get_labeled_images(FINAL):
             if self.study_problem(image_id):
                 continue
+            newest = self.latest_label(image_id, FINAL).version  # listed once per study
             pairs.append({"case_id": image_id, "image": str(self.study_path(image_id)),
-                          "label": self.get_label_uri(image_id, FINAL),
-                          "label_version": self.latest_label(image_id, FINAL).version})
+                          "label": self.label_version_uri(image_id, FINAL, newest), "label_version": newest})
         return pairs
 
     def label_counts(self, image_ids: list[str]) -> dict[str, int]:

@@ -109,14 +109,17 @@ class ModelRegistry:
 
     def versions(self) -> list[ModelVersion]:
         """All registered versions, oldest first (the bundled model first of all)."""
-        with self._locked() as state:
-            self._ensure_bundled(state)
-            return [ModelVersion(**v) for v in state["versions"].values()]
+        return self.snapshot()[0]
 
     def history(self) -> list[dict[str, Any]]:
         """What was served from when, and who chose it (``training`` or a user)."""
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[list[ModelVersion], list[dict[str, Any]]]:
+        """The versions and the history, read together in one look at the registry."""
         with self._locked() as state:
-            return list(state["history"])
+            self._ensure_bundled(state)
+            return [ModelVersion(**v) for v in state["versions"].values()], list(state["history"])
 
     def serve(self, version: str, user: str, reason: str = "") -> ModelVersion:
         """Serve ``version`` from now on: its file replaces the served checkpoint atomically.
