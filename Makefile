@@ -17,6 +17,8 @@ DICOM_DIR := sample-data/dicom
 ORTHANC_PORT ?= 8042
 PACS_URL ?= http://127.0.0.1:$(ORTHANC_PORT)/dicom-web
 REPORT_DIR := build/report-demo
+# pytest-xdist workers (auto: one per core); each test file runs whole on one worker
+TEST_WORKERS ?= auto
 
 SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -31,12 +33,13 @@ help:
 	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
 	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
 
-# The virtual environment is rebuilt only when a dependency file changes.
+# The virtual environment is rebuilt only when a dependency file changes. No byte-compiling at
+# install (--no-compile): modules are compiled when first imported, only those the app uses.
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[server,test]'
-	$(BIN)/pip install --quiet --no-deps -r requirements/no-deps.txt
+	$(BIN)/pip install --quiet --no-compile -c requirements/constraints.txt -e '.[server,test]'
+	$(BIN)/pip install --quiet --no-compile --no-deps -r requirements/no-deps.txt
 	$(BIN)/python -c "import lib.transforms, synthbrats, monailabel.interfaces.app"
 	touch $@
 
@@ -100,7 +103,7 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 
 test: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules

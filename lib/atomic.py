@@ -1,8 +1,9 @@
 """Atomic file replacement (readers see the old file or the new one, never a partial one)
-and the JSON sidecars written that way."""
+and the JSON sidecars written that way; an exclusive lock on a folder shared by processes."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -45,3 +46,18 @@ def read_json(path: str | Path) -> dict[str, Any]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+@contextmanager
+def locked_folder(folder: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself (created if missing; no lock file is left
+    behind), held by this process until the body ends. Not re-entrant: a second hold in the
+    same process, even through another call, waits for ever."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -54,6 +54,7 @@ from lib.http_errors import http_errors, http_status
 from lib.trainers.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+STOP_WAIT_S = 30.0  # how long DELETE /train/ waits for the killed trainer to exit
 
 
 @dataclass(frozen=True)
@@ -354,7 +355,13 @@ def train(request: Request, model: str, params: dict[str, Any] | None = None, ru
 
 @overrides.delete("/train/", summary="Stop the running training")
 def stop(request: Request) -> Any:
+    """Kills the trainer and answers once it has exited, so that a training can start again
+    straight away (MONAI Label reports STOPPED as soon as the signal is sent)."""
     result = stop_training()
+    for trainer in app_instance().trainers():
+        if not trainer.lock.wait_released(timeout_s=STOP_WAIT_S):
+            logger.warning("the stopped trainer of %s still holds %s after %s s", trainer.name, trainer.lock.path,
+                           STOP_WAIT_S)
     _audit(request, "train.stop")
     return result
 

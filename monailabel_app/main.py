@@ -157,6 +157,10 @@ class BrainTumorLabelApp(MONAILabelApp):
             raise UnknownIdError(f"unknown model '{model}'; available: {sorted(self._trainers)}")
         return task
 
+    def trainers(self) -> list[BrainTumorTraining]:
+        """This app's training tasks (each with the lock of its model folder)."""
+        return [task for task in self._trainers.values() if isinstance(task, BrainTumorTraining)]
+
     def info(self) -> dict[str, Any]:
         """MONAI Label's info, plus what the server is serving and why (a model that would not
         load is named in ``model_warning``)."""
@@ -183,8 +187,7 @@ class BrainTumorLabelApp(MONAILabelApp):
     def serve_model(self, version: str, user: str, reason: str = "") -> dict[str, Any]:
         """Serve a registered version from the next request on (rollback, or a candidate chosen
         by an admin); refused while a training run is going (it would publish over it)."""
-        self.trainer(MODEL_NAME).lock.check_free()
-        entry = self.registry.serve(version, user, reason)
+        entry = self.registry.serve(version, user, reason, refuse_if=self.trainer(MODEL_NAME).lock.check_free)
         return {"served": self.segmenter.checkpoint().version, "requested": entry.version}
 
     def uncertainty_status(self) -> dict[str, Any]:

@@ -4,14 +4,17 @@ earlier version (rollback) that inference picks up without a restart."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from lib.errors import UnknownIdError
+from lib.errors import ConflictError, UnknownIdError
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import NetworkSpec, build_network, save_checkpoint
 from lib.model.registry import BUNDLED, CANDIDATE, PUBLISHED, ModelRegistry
+from lib.trainers.lock import TrainerLock
 
 
 def _checkpoint(path: Path, version: str, init_from: str | None = None) -> Path:
@@ -79,3 +82,49 @@ def test_an_unknown_or_altered_version_is_refused_and_nothing_changes(models):
     with pytest.raises(UnknownIdError, match="missing or changed"):
         registry.serve("run-1", user="admin")
     assert (model_dir / "model.pt").read_bytes() == served
+
+
+def test_a_serve_refused_under_the_registry_lock_changes_nothing(models):
+    registry, model_dir = models
+    registry.register(_checkpoint(model_dir / "model.pt", "run-1"), PUBLISHED)
+    served, history = (model_dir / "model.pt").read_bytes(), registry.history()
+
+    def training_running() -> None:
+        raise ConflictError("a training is running already")
+
+    with pytest.raises(ConflictError, match="training is running"):
+        registry.serve("bundled-1", user="admin", refuse_if=training_running)
+    assert (model_dir / "model.pt").read_bytes() == served and registry.history() == history
+
+
+def test_a_trainer_starting_while_a_serve_holds_the_registry_waits_for_it(models, tmp_path):
+    registry, model_dir = models
+    registry.register(_checkpoint(model_dir / "model.pt", "run-1"), PUBLISHED)
+    lock = TrainerLock(model_dir / "trainer.lock")
+    order: list[str] = []
+    done = threading.Event()
+
+    def train() -> None:
+        with lock.hold():
+            order.append("trainer")
+            done.wait(10)
+
+    starter = threading.Thread(target=train)
+
+    def serve_check() -> None:  # the trainer tries to start while the serve is under way
+        starter.start()
+        time.sleep(0.3)
+        order.append("check")
+        lock.check_free()
+
+    registry.serve("bundled-1", user="admin", refuse_if=serve_check)
+    deadline = time.monotonic() + 10
+    while lock.holder() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert order == ["check", "trainer"]
+        with pytest.raises(ConflictError):  # and now a serve sees the trainer
+            registry.serve("run-1", user="admin", refuse_if=lock.check_free)
+    finally:
+        done.set()
+        starter.join(10)

@@ -14,14 +14,15 @@ import torch
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import NetworkSpec, build_network, load_checkpoint, save_checkpoint
 from lib.trainers.config import TrainConfig
-from lib.trainers.run import candidate_path, run_training
+from lib.trainers.engine import TrainResult
+from lib.trainers.run import candidate_path, publish_if_not_worse, run_training
 from lib.trainers.split import TRAIN, VALIDATION, FixedSplit
 from lib.transforms import NyulLandmarks
 
 from _cases import make_studies
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "monailabel_app" / "model" / "brats_segresnet.pt"
-TINY = TrainConfig(max_epochs=1, steps_per_epoch=2, batch_size=1, samples_per_case=1, roi_size=32, val_roi_size=64,
+TINY = TrainConfig(max_epochs=1, steps_per_epoch=2, batch_size=1, samples_per_case=1, roi_size=32, val_roi_size=96,
                    num_workers=0, num_threads=1, init_filters=8, val_fraction=0.3)
 
 
@@ -96,14 +97,31 @@ def test_a_run_worse_than_the_served_model_is_kept_as_a_candidate(cases, tmp_pat
     out = tmp_path / "model.pt"
     shutil.copyfile(BUNDLED_MODEL, out)  # a trained model; two steps from scratch cannot match it
     served = out.read_bytes()
-    result, publication = run_training(cases, out, TINY, split_path=tmp_path / "split.json",
-                                       cache_dir=tmp_path / "cache", version="worse", served=out,
+    result, publication = run_training(cases, out, TINY.replace(min_validation_cases=1),
+                                       split_path=tmp_path / "split.json", cache_dir=tmp_path / "cache",
+                                       version="worse", served=out,
                                        progress_path=tmp_path / "progress.json")
     assert not publication.published and "below the served model" in publication.reason
     assert out.read_bytes() == served
     assert load_checkpoint(candidate_path(out)).version == "worse"
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert progress["publication"]["published"] is False
+
+
+def test_a_run_as_good_as_the_served_model_replaces_it_only_on_enough_validation_cases(cases, tmp_path):
+    out = tmp_path / "model.pt"
+    shutil.copyfile(BUNDLED_MODEL, out)
+    served = out.read_bytes()
+
+    def candidate() -> TrainResult:  # the served model itself: the same Dice on every case
+        shutil.copyfile(BUNDLED_MODEL, candidate_path(out))
+        return TrainResult({}, 1, 1, str(candidate_path(out)), [], [], 0.0, [], "max_epochs")
+
+    thin = publish_if_not_worse(candidate(), out, out, cases[:2], min_validation_cases=3)
+    assert not thin.published and "2 validation case(s), fewer than the 3" in thin.reason
+    assert thin.candidate_dice == thin.served_dice and out.read_bytes() == served  # scored for the record
+    enough = publish_if_not_worse(candidate(), out, out, cases[:2], min_validation_cases=2)
+    assert enough.published and not candidate_path(out).exists()
 
 
 def test_an_interrupted_run_resumes_after_its_last_epoch(cases, tmp_path):

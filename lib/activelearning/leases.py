@@ -10,8 +10,6 @@ looking at the leases writes nothing.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lib.atomic import read_json, write_json
+from lib.atomic import locked_folder, read_json, write_json
 
 #: How long a study stays with the annotator it was given to (seconds).
 DEFAULT_LEASE_S = 3600.0
@@ -74,7 +72,7 @@ class LeaseBook:
     def _leases(self) -> Iterator[dict[str, Lease]]:
         """The unexpired leases, under both locks; changes are written back on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, _locked_folder(self.path.parent):
+        with self._lock, locked_folder(self.path.parent):
             now = self.clock()
             stored = read_json(self.path).get("leases", [])
             leases = {r["image_id"]: Lease(**r) for r in stored if float(r["expires_at"]) > now}
@@ -82,14 +80,3 @@ class LeaseBook:
             yield leases
             if leases != before or len(stored) != len(before):
                 write_json(self.path, {"leases": [asdict(lease) for lease in leases.values()]})
-
-
-@contextmanager
-def _locked_folder(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on the folder itself (no lock file left behind)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -61,13 +61,26 @@ def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpe
     return path
 
 
+def _payload(path: Path) -> dict[str, Any]:
+    """The saved dictionary; its tensors memory-mapped, so that reading metadata costs little."""
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} file")
+    return payload
+
+
+def read_checkpoint_record(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The version and training record of a checkpoint, without building its network.
+    Raises ``ValueError`` for a file that is not a checkpoint."""
+    payload = _payload(Path(path))
+    return str(payload["version"]), dict(payload.get("training") or {})
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`. Raises ``ValueError`` for a
     file that is not one (wrong format tag or missing keys)."""
     path = Path(path)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} file")
+    payload = _payload(path)
     spec = NetworkSpec.from_dict(payload["spec"])
     network = build_network(spec)
     network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})

@@ -19,22 +19,20 @@ exclusive ``flock`` on the model folder.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.atomic import atomic_path, read_json, write_json
+from lib.atomic import atomic_path, locked_folder, read_json, write_json
 from lib.errors import UnknownIdError
 
-from .checkpoint import load_checkpoint
+from .checkpoint import read_checkpoint_record
 
 PUBLISHED, CANDIDATE, BUNDLED = "published", "candidate", "bundled"
 
@@ -91,10 +89,10 @@ class ModelRegistry:
                  validation_dice: dict[str, float] | None = None, served_dice: dict[str, float] | None = None,
                  validation_cases: list[str] | None = None, reason: str = "") -> ModelVersion:
         """Copy ``checkpoint`` into the registry and record it (its version from the file)."""
-        loaded = load_checkpoint(checkpoint)
-        init_from = loaded.training.get("config", {}).get("init_from")
-        entry = ModelVersion(version=loaded.version, status=status, created=_now(), sha256=_sha256(Path(checkpoint)),
-                             file=f"versions/{_file_name(loaded.version)}",
+        version, training = read_checkpoint_record(checkpoint)
+        init_from = training.get("config", {}).get("init_from")
+        entry = ModelVersion(version=version, status=status, created=_now(), sha256=_sha256(Path(checkpoint)),
+                             file=f"versions/{_file_name(version)}",
                              parent=self._version_of(Path(init_from)) if init_from else None,
                              validation_dice=dict(validation_dice or {}), served_dice=dict(served_dice or {}),
                              labels=dict(labels or {}), validation_cases=list(validation_cases or []), reason=reason)
@@ -121,10 +119,15 @@ class ModelRegistry:
             self._ensure_bundled(state)
             return [ModelVersion(**v) for v in state["versions"].values()], list(state["history"])
 
-    def serve(self, version: str, user: str, reason: str = "") -> ModelVersion:
+    def serve(self, version: str, user: str, reason: str = "",
+              refuse_if: Callable[[], None] | None = None) -> ModelVersion:
         """Serve ``version`` from now on: its file replaces the served checkpoint atomically.
-        :class:`UnknownIdError` for a version that is not registered (or whose file is gone)."""
+        :class:`UnknownIdError` for a version that is not registered (or whose file is gone).
+        ``refuse_if`` is called under the registry's lock and refuses by raising (a trainer
+        that starts takes its lock under the same folder lock, so the check cannot go stale)."""
         with self._locked() as state:
+            if refuse_if is not None:
+                refuse_if()
             self._ensure_bundled(state)
             if version not in state["versions"]:
                 raise UnknownIdError(f"unknown model version '{version}'; registered: {sorted(state['versions'])}")
@@ -143,7 +146,7 @@ class ModelRegistry:
 
     def _version_of(self, path: Path) -> str | None:
         try:
-            return load_checkpoint(path).version
+            return read_checkpoint_record(path)[0]
         except (OSError, ValueError, KeyError, RuntimeError):
             return None
 
@@ -156,7 +159,7 @@ class ModelRegistry:
     def _ensure_bundled(self, state: dict[str, Any]) -> None:
         if state["versions"] or not self.bundled_path.is_file():
             return
-        version = load_checkpoint(self.bundled_path).version
+        version = read_checkpoint_record(self.bundled_path)[0]
         entry = ModelVersion(version=version, status=BUNDLED, created=_now(), sha256=_sha256(self.bundled_path),
                              file=str(self.bundled_path), reason="shipped with the app")
         state["versions"][version] = asdict(entry)
@@ -165,15 +168,10 @@ class ModelRegistry:
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
         """The registry's state under an exclusive lock of the model folder, written back if changed."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.model_dir, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked_folder(self.model_dir):
             state = read_json(self.path)
             state = {"versions": dict(state.get("versions", {})), "history": list(state.get("history", []))}
             before = repr(state)
             yield state
             if repr(state) != before:
                 write_json(self.path, state)
-        finally:
-            os.close(fd)

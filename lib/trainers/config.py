@@ -51,6 +51,8 @@ class TrainConfig:
     weight_decay: float = _option(1e-5, "AdamW weight decay")
     val_every: int = _option(4, "validate every N epochs")
     val_fraction: float = _option(0.15, "share of new cases put into the fixed validation split")
+    min_validation_cases: int = _option(3, "validation cases a run needs to replace the served model on its own "
+                                           "(with fewer, it is kept as a candidate an ML admin can serve)")
     seed: int = _option(0, "random seed")
     device: str = _option("auto", "auto (CUDA when present), cuda or cpu")
     mixed_precision: bool = _option(True, "float16 on CUDA, bfloat16 on CPUs that compute it natively")
@@ -64,7 +66,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("max_epochs", "batch_size", "samples_per_case", "roi_size", "val_roi_size", "val_every",
-                    "init_filters", "world_size", "spacing_mm", "learning_rate", "fine_tune_learning_rate")
+                    "init_filters", "world_size", "spacing_mm", "learning_rate", "fine_tune_learning_rate",
+                    "min_validation_cases")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -131,7 +134,7 @@ class TrainConfig:
 #: What a client may set in a train request (``POST /train/<model>``), with the defaults above.
 REQUEST_KEYS: tuple[str, ...] = ("max_epochs", "steps_per_epoch", "batch_size", "roi_size", "val_roi_size",
                                  "spacing_mm", "learning_rate", "fine_tune_learning_rate", "val_every",
-                                 "val_fraction", "time_limit_s", "init_filters", "seed")
+                                 "val_fraction", "min_validation_cases", "time_limit_s", "init_filters", "seed")
 
 
 def _base_type(annotation: str) -> type:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lib.atomic import locked_folder
 from lib.errors import ConflictError
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,28 @@ class TrainerLock:
             raise ConflictError(f"a training is running already (process {held['pid']}, started "
                                 f"{held.get('started', '?')}); stop it first")
 
+    def wait_released(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Wait until no live trainer holds the lock (a killed one can take a moment to exit);
+        False when it is still held after ``timeout_s`` seconds."""
+        deadline = time.monotonic() + timeout_s
+        while self.holder() is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
     @contextmanager
     def hold(self) -> Iterator[None]:
         """Hold the lock for this process while the body runs; a stale lock is taken over."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        with locked_folder(self.path.parent):  # the model registry's lock: a serve sees this lock or none
+            self._create(record)
+        try:
+            yield
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    def _create(self, record: str) -> None:
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -73,7 +91,3 @@ class TrainerLock:
             break
         else:
             raise ConflictError(f"cannot take the training lock {self.path}")
-        try:
-            yield
-        finally:
-            self.path.unlink(missing_ok=True)

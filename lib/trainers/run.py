@@ -4,7 +4,9 @@ landmarks from the training cases, training, then publication only if not worse.
 Used by the MONAI Label train task and by ``btl-train``. No run replaces a better model
 silently: the best epoch is a candidate, and it is published (moved over the served
 checkpoint, atomically) only when its Dice on the fixed validation cases, measured through
-the served pipeline on each case's own grid, is at least that of the model being served.
+the served pipeline on each case's own grid, is at least that of the model being served,
+and there are at least ``min_validation_cases`` of them (one or two cases are too thin to
+replace a model on: the label-efficiency benchmark published worse models on such evidence).
 Otherwise it stays next to it as ``<name>.candidate.pt`` and the result says why.
 """
 
@@ -82,7 +84,8 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
         landmarks = NyulLandmarks.fit_from_data({"image": c.image, "brain_mask": c.brain_mask} for c in train_cases)
     paths = RunPaths.next_to(candidate_path(checkpoint_path), progress_path)
     result = train(train_cases, val_cases, config, paths, landmarks=landmarks, version=version)
-    publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids])
+    publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids],
+                                       config.min_validation_cases)
     if registry is not None and publication.checkpoint is not None:
         registry.register(publication.checkpoint, PUBLISHED if publication.published else CANDIDATE,
                           labels={c: by_id[c].get("label_version") for c in sorted(split)},
@@ -94,23 +97,28 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
 
 
 def publish_if_not_worse(result: TrainResult, checkpoint_path: str | Path, served: str | Path | None,
-                         val_cases: Sequence[dict[str, Any]]) -> Publication:
+                         val_cases: Sequence[dict[str, Any]], min_validation_cases: int) -> Publication:
     """Move the run's candidate over ``checkpoint_path`` when it scores at least as well as
-    ``served`` on ``val_cases``; otherwise leave it where it is and say so."""
+    ``served`` on ``val_cases`` and there are at least ``min_validation_cases`` of them (no
+    minimum when nothing is served); otherwise leave it where it is and say why."""
     if result.candidate is None:
         return Publication(False, "no epoch was kept", {}, {}, None)
     served_path = Path(served) if served is not None and Path(served).is_file() else None
     candidate = score_checkpoint(result.candidate, val_cases) if val_cases else {}
     current = score_checkpoint(served_path, val_cases) if val_cases and served_path else {}
-    if served_path is not None and val_cases and mean_score(candidate) < mean_score(current):
-        reason = (f"kept as a candidate at {result.candidate}: mean validation Dice {mean_score(candidate):.3f} "
-                  f"is below the served model's {mean_score(current):.3f}")
+    refusal = None
+    if served_path is not None and len(val_cases) < min_validation_cases:
+        refusal = (f"{len(val_cases)} validation case(s), fewer than the {min_validation_cases} a run needs to "
+                   f"replace the served model (an ML admin can serve it from the registry)")
+    elif served_path is not None and mean_score(candidate) < mean_score(current):
+        refusal = (f"mean validation Dice {mean_score(candidate):.3f} is below the served model's "
+                   f"{mean_score(current):.3f}")
+    if refusal is not None:
+        reason = f"kept as a candidate at {result.candidate}: {refusal}"
         logger.warning("not published: %s", reason)
         return Publication(False, reason, candidate, current, result.candidate)
     if served_path is None:
         reason = "published: no model was served"
-    elif not val_cases:
-        reason = "published: no validation cases to compare on"
     else:
         reason = f"published: mean validation Dice {mean_score(candidate):.3f} >= {mean_score(current):.3f}"
     target = Path(checkpoint_path)
