@@ -33,13 +33,14 @@ help:
 	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
 	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
 
-# The virtual environment is rebuilt only when a dependency file changes. No byte-compiling at
-# install (--no-compile): modules are compiled when first imported, only those the app uses.
+# The virtual environment is rebuilt only when a dependency file changes. pip byte-compiles at
+# install: keep it (with PYTHONDONTWRITEBYTECODE set, as on CI, nothing else would, and every
+# server and trainer process would compile torch and MONAI again: the suite took 1.6x as long).
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -c requirements/constraints.txt -e '.[server,test]'
-	$(BIN)/pip install --quiet --no-compile --no-deps -r requirements/no-deps.txt
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[server,test]'
+	$(BIN)/pip install --quiet --no-deps -r requirements/no-deps.txt
 	$(BIN)/python -c "import lib.transforms, synthbrats, monailabel.interfaces.app"
 	touch $@
 
@@ -103,7 +104,7 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 
 test: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json lint
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules
