@@ -33,7 +33,8 @@ def monailabel_process(studies: Path | str, log: Path, conf: dict[str, str] | No
     port = free_loopback_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": "2", **(env or {})}
+           "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+           **(env or {})}
     cmd = [str(bin_dir / "btl-server"), "--studies", str(studies), "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (conf or {}).items():
         cmd += ["--conf", key, value]

@@ -1,4 +1,4 @@
-"""Suite order for pytest-xdist (``make test``: ``--dist loadfile --no-loadscope-reorder``).
+"""Suite order and threads for pytest-xdist (``make test``: ``--dist loadfile --no-loadscope-reorder``).
 
 Each test file runs whole on one worker, handed out in collection order; the files that take
 longest start first, so that no worker is left running one at the end while the other idles.
@@ -8,7 +8,16 @@ their usual order. A file missing here only costs a little balance.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# A worker and the servers and trainers it starts get the cores divided among the workers:
+# torch's OpenMP threads spin while they wait, so two workers of two threads each on two cores
+# fight over them. Set here, before any test module imports torch.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 SLOWEST_FIRST = (
     "test_server_training.py",      # 205 s: three training runs through a real server
