@@ -28,6 +28,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
 	@echo "make test   set up, lint (ruff), type-check (mypy) and run the test suite"
+	@echo "make suite  the test suite alone (TEST_WORKERS=1: one test file at a time)"
 	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
 	@echo "make report    a signed demo report (PDF, JSON, key images) of a generated follow-up scan in $(REPORT_DIR)/"
 	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
