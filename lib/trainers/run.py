@@ -62,7 +62,7 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
                  learn_landmarks: bool = True,
                  registry: ModelRegistry | None = None) -> tuple[TrainResult, Publication]:
     """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``, optionally ``"label_version"``)
-    and publish the best epoch at ``checkpoint_path`` if it is not worse than ``served`` (the
+    and publish the best epoch at ``checkpoint_path`` if it is not worse than ``served`` on enough validation cases (the
     model served now; None: none). The best epoch, published or not, goes into ``registry``
     with its validation Dice and the labels it was trained on.
 
