@@ -4,7 +4,8 @@
 Every training option is a field of :class:`lib.trainers.config.TrainConfig` (defaults
 there). The run keeps its state next to ``--out`` after every epoch: the same command, run
 again, resumes an interrupted run. The new model replaces ``--out`` (or is compared with
-``--compare-with``) only if it is not worse on the validation cases (and there are ``--min-validation-cases`` of them).
+``--compare-with``) only if it is not worse on the validation cases, and there are at least
+``--min-validation-cases`` of them.
 """
 
 from __future__ import annotations

@@ -62,9 +62,10 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
                  learn_landmarks: bool = True,
                  registry: ModelRegistry | None = None) -> tuple[TrainResult, Publication]:
     """Train on ``cases`` (dicts ``{"case_id", "image", "label"}``, optionally ``"label_version"``)
-    and publish the best epoch at ``checkpoint_path`` if it is not worse than ``served`` on enough validation cases (the
-    model served now; None: none). The best epoch, published or not, goes into ``registry``
-    with its validation Dice and the labels it was trained on.
+    and publish the best epoch at ``checkpoint_path`` if it is not worse than ``served`` (the
+    model served now; None: none) on at least ``config.min_validation_cases`` validation cases.
+    The best epoch, published or not, goes into ``registry`` with its validation Dice and the
+    labels it was trained on.
 
     The split recorded at ``split_path`` is extended with new cases, never changed for old
     ones. Nyúl landmarks are learned from the training cases when ``learn_landmarks`` and
