@@ -71,8 +71,7 @@ class LeaseBook:
     @contextmanager
     def _leases(self) -> Iterator[dict[str, Lease]]:
         """The unexpired leases, under both locks; changes are written back on exit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, locked_folder(self.path.parent):
+        with self._lock, locked_folder(self.path.parent):  # creates the folder
             now = self.clock()
             stored = read_json(self.path).get("leases", [])
             leases = {r["image_id"]: Lease(**r) for r in stored if float(r["expires_at"]) > now}
