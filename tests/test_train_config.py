@@ -36,7 +36,8 @@ def test_a_request_is_converted_to_the_field_types():
 
 
 @pytest.mark.parametrize("request_", [{"max_epochs": "abc"}, {"batch_size": 0}, {"learning_rate": math.nan},
-                                      {"max_epochs": 1e9}, {"roi_size": 50}, {"val_fraction": 1.5}])
+                                      {"max_epochs": 1e9}, {"roi_size": 50}, {"val_fraction": 1.5},
+                                      {"min_validation_cases": 0}])
 def test_a_bad_request_is_refused_with_the_option_named(request_):
     with pytest.raises(InputError, match=next(iter(request_))):
         TrainConfig.from_request(request_)
