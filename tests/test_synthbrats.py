@@ -93,7 +93,10 @@ def test_realistic_contrast_orders_tissues_as_on_clinical_scans() -> None:
         assert m["t1n"][wm] > m["t1n"][gm] > m["t1n"][csf]
         assert m["t2w"][csf] > m["t2w"][gm] > m["t2w"][wm] and m["t2w"][ed] > m["t2w"][wm]
         assert m["t2f"][csf] < m["t2f"][wm] < m["t2f"][ed]
-        assert m["t1c"][et] > 1.2 * m["t1c"][wm] and m["t1c"][nec] < m["t1c"][wm]
+        assert m["t1c"][et] > 1.1 * m["t1c"][wm] and m["t1c"][nec] < m["t1c"][wm]
+        # as measured on real BraTS cases (sample-data/label_contrast.py): edema does not enhance
+        # (darker than WM on T1c) and necrosis is FLAIR-bright, not suppressed like CSF
+        assert m["t1c"][ed] < m["t1c"][wm] and m["t2f"][nec] > m["t2f"][wm]
 
 
 def test_same_subject_at_two_sites_has_same_labels_other_intensities() -> None:

@@ -36,6 +36,8 @@ from lib.postprocessing import labels_to_regions
 from lib.transforms import NyulLandmarks, build_preprocessing, zscore
 from lib.transforms.io import find_case_files
 
+from .augment import RandEnhancingDecoysd, RandTissueShiftd
+
 logger = logging.getLogger(__name__)
 
 #: Bump when the preprocessing changes in a way that invalidates cached cases.
@@ -98,7 +100,9 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) ->
 
     Input dict: ``image`` (4, X, Y, Z) z-scored, ``label`` (1, X, Y, Z) uint8, ``brain_mask``.
     Output: a list of ``samples_per_case`` dicts with ``image`` (4, *roi) and ``label``
-    (1, *roi). Two of three patches are centred on tumor; the rest on brain. Intensity
+    (1, *roi). Two of three patches are centred on tumor; the rest on brain. Tissue
+    augmentation (:mod:`lib.trainers.augment`) shifts the T1c of edema and core and adds
+    T1c-bright decoys in normal brain, so T1c brightness alone never means tumor. Intensity
     augmentation imitates other scanners (bias field, gamma, scale, shift, noise, blur,
     thick slices); spatial augmentation is flips and small rotations and scalings.
     """
@@ -107,6 +111,8 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) ->
         SpatialPadd(keys, roi_size),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=roi_size, pos=2, neg=1,
                                num_samples=samples_per_case, image_key="brain_mask", image_threshold=0),
+        RandTissueShiftd(prob=0.3),
+        RandEnhancingDecoysd(prob=0.3),
         RandAffined(("image", "label"), prob=0.25, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.1, 0.1, 0.1),
                     mode=("bilinear", "nearest"), padding_mode="zeros"),
         RandFlipd(("image", "label"), prob=0.5, spatial_axis=0),

@@ -21,14 +21,14 @@ CLASSES = ("wm", "gm", "csf", "necrosis", "solid", "edema", "enhancing", "vessel
 
 #: Mean intensity per class relative to WM, and the relative spread of its per-case draw.
 REALISTIC: dict[str, dict[str, tuple[float, float]]] = {
-    "t1n": {"wm": (1.0, 0), "gm": (0.78, 0.05), "csf": (0.33, 0.25), "necrosis": (0.42, 0.2),
-            "solid": (0.68, 0.1), "edema": (0.8, 0.06), "enhancing": (0.74, 0.1), "vessel": (0.7, 0.1)},
-    "t1c": {"wm": (1.0, 0), "gm": (0.8, 0.05), "csf": (0.33, 0.25), "necrosis": (0.4, 0.25),
-            "solid": (0.72, 0.1), "edema": (0.8, 0.06), "enhancing": (2.0, 0.15), "vessel": (1.9, 0.2)},
-    "t2w": {"wm": (1.0, 0), "gm": (1.35, 0.08), "csf": (3.6, 0.15), "necrosis": (3.2, 0.15),
+    "t1n": {"wm": (1.0, 0), "gm": (0.78, 0.05), "csf": (0.33, 0.25), "necrosis": (0.7, 0.2),
+            "solid": (0.8, 0.1), "edema": (0.8, 0.06), "enhancing": (0.74, 0.1), "vessel": (0.7, 0.1)},
+    "t1c": {"wm": (1.0, 0), "gm": (0.8, 0.05), "csf": (0.33, 0.25), "necrosis": (0.55, 0.25),
+            "solid": (0.68, 0.1), "edema": (0.68, 0.06), "enhancing": (1.5, 0.15), "vessel": (1.9, 0.2)},
+    "t2w": {"wm": (1.0, 0), "gm": (1.35, 0.08), "csf": (3.6, 0.15), "necrosis": (2.8, 0.15),
             "solid": (2.2, 0.15), "edema": (2.6, 0.15), "enhancing": (1.9, 0.15), "vessel": (0.6, 0.2)},
-    "t2f": {"wm": (1.0, 0), "gm": (1.22, 0.06), "csf": (0.3, 0.3), "necrosis": (1.1, 0.4),
-            "solid": (1.8, 0.15), "edema": (2.1, 0.15), "enhancing": (1.6, 0.15), "vessel": (0.8, 0.2)},
+    "t2f": {"wm": (1.0, 0), "gm": (1.22, 0.06), "csf": (0.3, 0.3), "necrosis": (2.0, 0.2),
+            "solid": (2.1, 0.15), "edema": (1.6, 0.15), "enhancing": (1.6, 0.15), "vessel": (0.8, 0.2)},
 }
 
 

@@ -1,0 +1,124 @@
+"""Tissue-level augmentation: break the shortcut "bright on T1c means tumor".
+
+Measured on the real cases (README, "Where the false positives come from"): most false-positive
+tumor lies far from any lesion, in tissue that is bright on T1c (and T1) with normal T2, and
+generated edema used to be brighter on T1c than real edema. Two dictionary transforms for
+training patches that are already z-scored over the brain (values in brain standard deviations):
+
+- :class:`RandTissueShiftd` moves one sequence's intensity inside chosen labels by a random
+  offset, so the brightness of edema or core on that sequence stops identifying it;
+- :class:`RandEnhancingDecoysd` adds smooth blobs that are bright on T1c (and somewhat on T1
+  and FLAIR, not on T2) in normal brain and leaves the label at background, so such tissue is
+  seen as not tumor.
+
+Both expect ``image`` (C, X, Y, Z) with channels in ``lib.brats.SEQUENCES`` order and ``label``
+(1, X, Y, Z) with BraTS values (0 background, 1 NCR, 2 ED, 3 ET); numpy arrays or tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import MapTransform, RandomizableTransform
+from scipy import ndimage
+
+from lib.brats import SEQUENCES
+
+T1C = SEQUENCES.index("t1c")
+
+#: Per-sequence range (z units) of a decoy's peak: T1c clearly bright, T1 and FLAIR a little,
+#: T2 untouched; the signature of the false positives measured on real cases.
+DECOY_PEAK_Z: dict[str, tuple[float, float]] = {
+    "t1n": (0.0, 0.6), "t1c": (0.6, 1.6), "t2w": (0.0, 0.0), "t2f": (0.0, 0.8)}
+
+
+def _as_numpy(array: Any) -> np.ndarray:
+    return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+
+
+def _like(result: np.ndarray, original: Any) -> Any:
+    """``result`` in the container type of ``original`` (a MetaTensor keeps its metadata)."""
+    if isinstance(original, torch.Tensor):
+        out = original.clone()
+        out[...] = torch.as_tensor(result, dtype=original.dtype)
+        return out
+    return result.astype(np.asarray(original).dtype, copy=False)
+
+
+class RandTissueShiftd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, add to channel ``channel`` of ``image`` an offset drawn from
+    ``offsets_z`` (z units) inside each of ``labels`` separately. The label mask is blurred
+    by ``sigma_vox`` voxels first, so the shift fades in across the border instead of drawing
+    a step at the label's edge (which would give the label away)."""
+
+    def __init__(self, image_key: str = "image", label_key: str = "label", channel: int = T1C,
+                 labels: Sequence[int] = (1, 2), offsets_z: tuple[float, float] = (-0.6, 0.3),
+                 prob: float = 0.3, sigma_vox: float = 1.0) -> None:
+        MapTransform.__init__(self, (image_key, label_key))
+        RandomizableTransform.__init__(self, prob)
+        if offsets_z[0] > offsets_z[1]:
+            raise ValueError(f"offsets_z must be (low, high), got {offsets_z}")
+        self.image_key, self.label_key = image_key, label_key
+        self.channel, self.labels, self.offsets_z, self.sigma_vox = channel, tuple(labels), offsets_z, sigma_vox
+        self._offsets: list[float] = []
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self._offsets = [float(self.R.uniform(*self.offsets_z)) for _ in self.labels]
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        image, label = _as_numpy(d[self.image_key]).copy(), _as_numpy(d[self.label_key])[0]
+        for value, offset in zip(self.labels, self._offsets, strict=True):
+            mask = label == value
+            if mask.any():
+                image[self.channel] += offset * ndimage.gaussian_filter(mask.astype(np.float32), self.sigma_vox)
+        d[self.image_key] = _like(image, d[self.image_key])
+        return d
+
+
+class RandEnhancingDecoysd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, add 1 to ``max_decoys`` Gaussian blobs (standard deviation
+    ``sigma_vox`` voxels per axis, drawn in that range) centred in normal brain: label 0 inside
+    ``brain_key``. Each sequence's peak is drawn from :data:`DECOY_PEAK_Z` (z units); the blob
+    is kept to normal brain, so tumor voxels are unchanged and the label stays as it was."""
+
+    def __init__(self, image_key: str = "image", label_key: str = "label", brain_key: str = "brain_mask",
+                 prob: float = 0.3, max_decoys: int = 3, sigma_vox: tuple[float, float] = (1.0, 4.0),
+                 peak_z: Mapping[str, tuple[float, float]] = DECOY_PEAK_Z) -> None:
+        MapTransform.__init__(self, (image_key, label_key, brain_key))
+        RandomizableTransform.__init__(self, prob)
+        if max_decoys < 1:
+            raise ValueError(f"max_decoys must be at least 1, got {max_decoys}")
+        self.image_key, self.label_key, self.brain_key = image_key, label_key, brain_key
+        self.max_decoys, self.sigma_vox, self.peak_z = max_decoys, sigma_vox, dict(peak_z)
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        image = _as_numpy(d[self.image_key]).copy()
+        normal = (_as_numpy(d[self.label_key])[0] == 0) & (_as_numpy(d[self.brain_key])[0] > 0)
+        candidates = np.argwhere(normal)
+        if len(candidates) == 0:
+            return d
+        grid = np.indices(normal.shape, dtype=np.float32)
+        for _ in range(int(self.R.randint(1, self.max_decoys + 1))):
+            centre = candidates[int(self.R.randint(len(candidates)))]
+            sigma = self.R.uniform(*self.sigma_vox, size=3)
+            r2 = sum(((grid[a] - centre[a]) / sigma[a]) ** 2 for a in range(3))
+            blob = np.exp(-0.5 * r2) * normal
+            for channel, seq in enumerate(SEQUENCES):
+                image[channel] += float(self.R.uniform(*self.peak_z[seq])) * blob
+        d[self.image_key] = _like(image, d[self.image_key])
+        return d

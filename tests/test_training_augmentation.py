@@ -1,0 +1,74 @@
+"""Tissue-level augmentation (lib/trainers/augment.py): what it may change and what it must not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lib.brats import ED, NCR, SEQUENCES
+from lib.trainers.augment import RandEnhancingDecoysd, RandTissueShiftd
+from lib.trainers.data import training_augmentation
+
+T1C, T2W = SEQUENCES.index("t1c"), SEQUENCES.index("t2w")
+SHAPE = (40, 40, 40)
+
+
+def patch(seed: int = 0) -> dict[str, np.ndarray]:
+    """A z-scored 4-channel patch: brain in a 32-voxel cube, edema block with a core inside."""
+    rng = np.random.default_rng(seed)
+    image = rng.standard_normal((4, *SHAPE)).astype(np.float32)
+    brain = np.zeros((1, *SHAPE), np.uint8)
+    brain[0, 4:36, 4:36, 4:36] = 1
+    image[:, brain[0] == 0] = 0
+    label = np.zeros((1, *SHAPE), np.uint8)
+    label[0, 8:20, 8:20, 8:20] = ED
+    label[0, 11:17, 11:17, 11:17] = NCR
+    return {"image": image, "label": label, "brain_mask": brain}
+
+
+def test_tissue_shift_moves_t1c_inside_the_labels_only() -> None:
+    data = patch()
+    shift = RandTissueShiftd(prob=1.0, offsets_z=(-0.6, -0.4))
+    shift.set_random_state(seed=1)
+    out = shift(data)
+    delta = np.asarray(out["image"]) - data["image"]
+    core = data["label"][0] == NCR
+    far = np.ones(SHAPE, bool)
+    far[4:24, 4:24, 4:24] = False  # beyond the blurred border of the edema block
+    assert -0.6 <= float(np.median(delta[T1C][core])) <= -0.4
+    assert np.abs(delta[T1C][far]).max() < 1e-6
+    assert np.abs(np.delete(delta, T1C, axis=0)).max() == 0  # other sequences untouched
+    assert np.array_equal(out["label"], data["label"])
+
+
+def test_decoys_brighten_t1c_in_normal_brain_and_leave_tumor_t2_and_label_alone() -> None:
+    data = patch()
+    decoys = RandEnhancingDecoysd(prob=1.0, max_decoys=3, sigma_vox=(2.0, 3.0))
+    decoys.set_random_state(seed=2)
+    out = decoys(data)
+    delta = np.asarray(out["image"]) - data["image"]
+    tumor = data["label"][0] > 0
+    outside = data["brain_mask"][0] == 0
+    assert delta[T1C].max() >= 0.6  # a decoy peaks at 0.6-1.6 z on T1c
+    assert np.abs(delta[:, tumor]).max() == 0 and np.abs(delta[:, outside]).max() == 0
+    assert np.abs(delta[T2W]).max() == 0
+    assert np.array_equal(out["label"], data["label"])
+
+
+def test_augmentations_keep_a_meta_tensor_and_are_reproducible_by_seed() -> None:
+    runs = []
+    for _ in range(2):
+        augment = training_augmentation((32, 32, 32), samples_per_case=2)
+        augment.set_random_state(seed=7)
+        runs.append(augment(patch()))
+    for first, second in zip(*runs, strict=True):
+        assert isinstance(first["image"], torch.Tensor) and first["image"].shape == (4, 32, 32, 32)
+        assert torch.equal(torch.as_tensor(first["image"]), torch.as_tensor(second["image"]))
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="offsets_z"):
+        RandTissueShiftd(offsets_z=(0.5, -0.5))
+    with pytest.raises(ValueError, match="max_decoys"):
+        RandEnhancingDecoysd(max_decoys=0)
