@@ -99,12 +99,9 @@ class RandEnhancingDecoysd(RandomizableTransform, MapTransform):
         self.image_key, self.label_key, self.brain_key = image_key, label_key, brain_key
         self.max_decoys, self.sigma_vox, self.peak_z = max_decoys, sigma_vox, dict(peak_z)
 
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-
     def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
         d = dict(data)
-        self.randomize()
+        self.randomize(None)
         if not self._do_transform:
             return d
         image = _as_numpy(d[self.image_key]).copy()
