@@ -68,7 +68,7 @@ def voxel_classes(predicted: np.ndarray, truth: np.ndarray, brain: np.ndarray, s
 
 def case_profile(case: dict[str, str], model: Checkpoint, cache: Path | None, near_mm: float) -> dict[str, Any]:
     """Volume (mL) and per-sequence median normalised intensity of each voxel class of one case."""
-    prepared = prepare_case(case, cache, model.spacing_mm)
+    prepared = prepare_case(case, cache, model.spacing_mm, model.n4)
     image = normalize_case(prepared, model.landmarks).image
     settings = PredictionSettings(roi_size=model.roi_size, device="cpu")
     predicted = postprocess(predict_regions(model.network, image, settings), (model.spacing_mm,) * 3)

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         per_case = []
         for path in sorted(p for p in Path(folder).iterdir() if p.is_dir() and any(p.glob("*-seg.nii*"))):
             case = {"case_id": path.name, "image": str(path), "label": str(next(path.glob("*-seg.nii*")))}
-            prepared = normalize_case(prepare_case(case, args.cache, model.spacing_mm), model.landmarks)
+            prepared = normalize_case(prepare_case(case, args.cache, model.spacing_mm, model.n4), model.landmarks)
             per_case.append(case_medians(prepared.image, prepared.label[0], prepared.brain_mask[0] > 0))
         for row in (*ROWS, "normal_p95"):
             values = [v for c in per_case if (v := c[row]) is not None]

@@ -20,7 +20,7 @@ from lib.trainers.lock import TrainerLock
 def _checkpoint(path: Path, version: str, init_from: str | None = None) -> Path:
     spec = NetworkSpec(init_filters=8)
     return save_checkpoint(path, build_network(spec), spec, version=version, landmarks=None, roi_size=(32, 32, 32),
-                           spacing_mm=2.0, training={"config": {"init_from": init_from}})
+                           spacing_mm=2.0, n4=False, training={"config": {"init_from": init_from}})
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import torch
 
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import NetworkSpec, build_network, load_checkpoint, save_checkpoint
+from lib.model.checkpoint import read_checkpoint_n4
 from lib.trainers.config import TrainConfig
+from lib.trainers.data import prepare_case
 from lib.trainers.engine import TrainResult
 from lib.trainers.run import candidate_path, publish_if_not_worse, run_training
 from lib.trainers.split import TRAIN, VALIDATION, FixedSplit
@@ -61,13 +63,37 @@ def test_checkpoint_round_trip_keeps_predictions_and_metadata(tmp_path):
     landmarks = NyulLandmarks((1.0, 50.0, 99.0), {s: [0.0, 50.0, 100.0] for s in ("t1n", "t1c", "t2w", "t2f")},
                               (0.0, 100.0), 3)
     path = save_checkpoint(tmp_path / "m.pt", net, spec, version="v-test", landmarks=landmarks,
-                           roi_size=(64, 64, 64), spacing_mm=2.0, training={"epoch": 3})
+                           roi_size=(64, 64, 64), spacing_mm=2.0, n4=True, training={"epoch": 3})
     loaded = load_checkpoint(path)
     x = torch.randn(1, 4, 32, 32, 32)
     with torch.no_grad():
         assert torch.allclose(net(x), loaded.network(x), atol=2e-2)
     assert (loaded.version, loaded.roi_size, loaded.training["epoch"]) == ("v-test", (64, 64, 64), 3)
     assert loaded.landmarks is not None and loaded.landmarks.standard["t1c"] == [0.0, 50.0, 100.0]
+    assert loaded.n4 and read_checkpoint_n4(path)
+
+
+def test_fine_tuning_keeps_the_checkpoints_n4_setting_unless_told(tmp_path):
+    spec = NetworkSpec(init_filters=8)
+    base = save_checkpoint(tmp_path / "base.pt", build_network(spec), spec, version="b", landmarks=None,
+                           roi_size=(64, 64, 64), spacing_mm=2.0, n4=True)
+    assert TrainConfig(init_from=str(base)).with_n4_resolved().n4 is True
+    assert TrainConfig(init_from=str(base), n4=False).with_n4_resolved().n4 is False
+    assert TrainConfig().with_n4_resolved().n4 is False
+
+
+def test_a_run_with_n4_trains_on_corrected_cases_and_serves_them_corrected(cases, tmp_path):
+    out = tmp_path / "model.pt"
+    run_training(cases, out, TINY.replace(n4=True), split_path=tmp_path / "split.json",
+                 cache_dir=tmp_path / "cache", version="tiny-n4")
+    model = load_checkpoint(out)
+    assert model.n4 and model.training["config"]["n4"] is True
+    assert any(step.__class__.__name__ == "N4BiasCorrectiond" for step in model.preprocessing().transforms)
+    corrected = prepare_case(cases[0], tmp_path / "cache", model.spacing_mm, n4=True)  # from the run's cache
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    uncorrected = prepare_case(cases[0], tmp_path / "cache", model.spacing_mm)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 4  # cached apart from the corrected one
+    assert not np.allclose(corrected.image, uncorrected.image, rtol=1e-3)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
@@ -87,7 +113,7 @@ def test_a_tiny_run_publishes_a_checkpoint_with_region_dice(cases, tmp_path):
     assert len(result.val_cases) == 1 and len(result.train_cases) == 2
     model = load_checkpoint(out)
     assert model.landmarks is not None and model.training["val_cases"] == result.val_cases
-    assert model.training["config"] == TINY.to_dict()
+    assert model.training["config"] == TINY.replace(n4=False).to_dict() and not model.n4
     assert json.loads((tmp_path / "progress.json").read_text())["state"] == "DONE"
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
     assert not candidate_path(out).exists() and not list(tmp_path.glob("*.state"))
@@ -154,5 +180,5 @@ def test_a_published_model_is_served_from_the_next_request(tmp_path):
     bundled_version = segmenter.checkpoint().version
     spec = NetworkSpec(init_filters=8)
     save_checkpoint(trained, build_network(spec), spec, version="published-now", landmarks=None,
-                    roi_size=(64, 64, 64), spacing_mm=2.0)
+                    roi_size=(64, 64, 64), spacing_mm=2.0, n4=False)
     assert segmenter.checkpoint().version == "published-now" != bundled_version

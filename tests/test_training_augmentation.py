@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.brats import ED, NCR, SEQUENCES
-from lib.trainers.augment import RandEnhancingDecoysd, RandTissueShiftd
+from lib.brats import ED, ET, NCR, SEQUENCES
+from lib.trainers.augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandTissueShiftd
 from lib.trainers.data import training_augmentation
 
 T1C, T2W = SEQUENCES.index("t1c"), SEQUENCES.index("t2w")
@@ -56,6 +56,29 @@ def test_decoys_brighten_t1c_in_normal_brain_and_leave_tumor_t2_and_label_alone(
     assert np.array_equal(out["label"], data["label"])
 
 
+def test_non_enhancing_core_takes_the_uptake_out_of_the_rim_and_relabels_it() -> None:
+    data = patch()
+    label = data["label"].copy()
+    label[0, 10:18, 10:18, 10:18] = ET
+    label[0, 12:16, 12:16, 12:16] = NCR
+    data["label"] = label
+    data["image"][T1C][label[0] == ET] += 3.0  # a bright rim around a dark centre
+    ncr_level = float(np.median(data["image"][T1C][label[0] == NCR]))
+    change = RandNonEnhancingCored(prob=1.0, offset_z=(0.0, 0.0), texture=0.0)
+    out = change(data)
+    rim = label[0] == ET
+    assert not (np.asarray(out["label"]) == ET).any()
+    assert np.array_equal(np.asarray(out["label"])[0] == NCR, (label[0] == NCR) | rim)
+    assert np.allclose(np.asarray(out["image"])[T1C][rim], ncr_level, atol=1e-4)
+    assert np.array_equal(np.delete(np.asarray(out["image"]), T1C, axis=0), np.delete(data["image"], T1C, axis=0))
+
+
+def test_non_enhancing_core_leaves_a_patch_without_enhancement_alone() -> None:
+    data = patch()
+    out = RandNonEnhancingCored(prob=1.0)(data)
+    assert np.array_equal(out["image"], data["image"]) and np.array_equal(out["label"], data["label"])
+
+
 def test_augmentations_keep_a_meta_tensor_and_are_reproducible_by_seed() -> None:
     runs = []
     for _ in range(2):
@@ -72,3 +95,5 @@ def test_invalid_settings_are_refused() -> None:
         RandTissueShiftd(offsets_z=(0.5, -0.5))
     with pytest.raises(ValueError, match="max_decoys"):
         RandEnhancingDecoysd(max_decoys=0)
+    with pytest.raises(ValueError, match="texture"):
+        RandNonEnhancingCored(texture=1.5)

@@ -10,7 +10,7 @@ import pytest
 
 from lib.brats import SEQUENCES
 from lib.errors import InputError
-from lib.transforms import NyulLandmarks, NyulStandardized, ZScoreNormalized, n4_bias_correct
+from lib.transforms import N4BiasCorrectiond, NyulLandmarks, NyulStandardized, ZScoreNormalized, n4_bias_correct
 
 
 def _brain(shape=(40, 40, 40), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +93,20 @@ def test_n4_removes_smooth_bias_inside_mask() -> None:
     cv_after = corrected[left].std() / corrected[left].mean()
     assert cv_after < cv_before
     assert (corrected[~mask] == 0).all()
+
+
+def test_n4_transform_corrects_each_sequence_with_its_own_field() -> None:
+    vol, mask = _brain(shape=(48, 48, 48))
+    x = np.linspace(-1, 1, 48)
+    along_x = np.exp(0.3 * x)[:, None, None] * np.ones((48, 48, 48))
+    along_z = np.exp(-0.3 * x)[None, None, :] * np.ones((48, 48, 48))
+    image = np.stack([vol * along_x, vol * along_z, vol, vol]).astype(np.float32)
+    out = N4BiasCorrectiond(field_spacing_mm=4.0)({"image": image, "brain_mask": mask[None].astype(np.uint8)})["image"]
+    one_class = mask & (np.indices(vol.shape)[0] >= 24) & (np.indices(vol.shape)[2] >= 24)
+
+    def cv(a: np.ndarray) -> float:
+        return float(a[one_class].std() / a[one_class].mean())
+
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert cv(out[0]) < cv(image[0]) and cv(out[1]) < cv(image[1])
+    assert (out[:, ~mask] == 0).all()

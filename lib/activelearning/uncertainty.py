@@ -36,7 +36,6 @@ from lib.atomic import read_json, write_json
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import PredictionSettings
 from lib.model.predict import predict_regions
-from lib.transforms import build_preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def score_study(segmenter: TumorSegmenter, source: Any) -> tuple[str, StudyScore
     """(model version, score) of one study (a case folder, as :meth:`TumorSegmenter.segment`)."""
     started = time.perf_counter()
     model = segmenter.checkpoint()
-    data = build_preprocessing(landmarks=model.landmarks, with_label=False, spacing=model.spacing_mm)({"image": source})
+    data = model.preprocessing()({"image": source})
     settings = PredictionSettings(roi_size=model.roi_size, device=segmenter.settings.device,
                                   mixed_precision=segmenter.settings.mixed_precision)
     image = torch.as_tensor(np.asarray(data["image"]), dtype=torch.float32)

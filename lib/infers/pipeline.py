@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from lib.errors import ModelUnavailableError
 from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
 from lib.postprocessing import label_volumes_ml, postprocess
-from lib.transforms import build_preprocessing, restore_label
+from lib.transforms import restore_label
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ class TumorSegmenter:
         seconds["load_model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        data = build_preprocessing(landmarks=model.landmarks, with_label=False, spacing=model.spacing_mm)(
-            {"image": source, "case_id": case_id} if case_id else {"image": source})
+        data = model.preprocessing()({"image": source, "case_id": case_id} if case_id else {"image": source})
         seconds["preprocess"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

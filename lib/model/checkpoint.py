@@ -1,8 +1,9 @@
 """Checkpoint file: weights plus everything inference needs to reproduce training's conditions.
 
 One ``.pt`` file holds the network spec, the weights (float16 to keep the file small), the
-Nyúl landmarks the model was trained with, the sliding-window size, the model version and
-the training record. Files are written atomically, so a reader never sees half a model.
+preprocessing the model was trained with (working resolution, N4 or not, Nyúl landmarks), the
+sliding-window size, the model version and the training record. Files are written atomically,
+so a reader never sees half a model.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from monai.transforms import Compose
 
 from lib.atomic import atomic_path
-from lib.transforms import NyulLandmarks
+from lib.transforms import NyulLandmarks, build_preprocessing
 
 from .network import NetworkSpec, build_network
 
@@ -31,16 +33,24 @@ class Checkpoint:
     landmarks: NyulLandmarks | None
     roi_size: tuple[int, int, int]
     spacing_mm: float
+    n4: bool = False
     training: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    def preprocessing(self, with_label: bool = False) -> Compose:
+        """The preprocessing this model was trained with (:func:`lib.transforms.build_preprocessing`
+        at its working resolution, with its N4 setting and Nyúl landmarks, z-scored)."""
+        return build_preprocessing(landmarks=self.landmarks, n4=self.n4, with_label=with_label,
+                                   spacing=self.spacing_mm)
 
 
 def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpec, *, version: str,
                     landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int], spacing_mm: float,
-                    training: dict[str, Any] | None = None) -> Path:
+                    n4: bool, training: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically at ``path`` (replacing an older file in one step).
     ``spacing_mm``: the isotropic working resolution the network sees (preprocessing
-    resamples to it); ``roi_size``: the sliding window in voxels at that resolution."""
+    resamples to it); ``n4``: whether preprocessing corrects the bias field before Nyúl;
+    ``roi_size``: the sliding window in voxels at that resolution."""
     module = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in module.state_dict().items()}
@@ -52,6 +62,7 @@ def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpe
         "landmarks": landmarks.to_dict() if landmarks is not None else None,
         "roi_size": list(roi_size),
         "spacing_mm": float(spacing_mm),
+        "n4": bool(n4),
         "training": training or {},
     }
     path = Path(path)
@@ -67,6 +78,12 @@ def _payload(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
     return payload
+
+
+def read_checkpoint_n4(path: str | Path) -> bool:
+    """Whether a checkpoint's preprocessing corrects the bias field (N4), without building its
+    network. Raises ``ValueError`` for a file that is not a checkpoint."""
+    return bool(_payload(Path(path)).get("n4", False))
 
 
 def read_checkpoint_record(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -89,4 +106,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(network=network, spec=spec, version=str(payload["version"]), landmarks=landmarks,
                       roi_size=tuple(int(v) for v in payload["roi_size"]),  # type: ignore[arg-type]
                       spacing_mm=float(payload.get("spacing_mm", 1.0)),  # files from before it was recorded: 1 mm
+                      n4=bool(payload.get("n4", False)),  # files from before N4 was an option: without
                       training=dict(payload.get("training") or {}), path=path)

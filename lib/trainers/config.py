@@ -18,6 +18,7 @@ from typing import Any
 
 from lib.errors import InputError
 from lib.model import NetworkSpec
+from lib.model.checkpoint import read_checkpoint_n4
 from lib.options import as_flag
 
 #: A guard against runs that would never end (``max_epochs`` 1e9).
@@ -46,6 +47,8 @@ class TrainConfig:
     roi_size: int = _option(64, "training patch edge in voxels")
     val_roi_size: int = _option(96, "sliding-window edge in voxels (validation and inference)")
     spacing_mm: float = _option(2.0, "working resolution in mm (isotropic)")
+    n4: bool | None = _option(None, "N4 bias-field correction before Nyúl, in training and in the served model "
+                                    "(unset: as the checkpoint fine-tuned, else off)")
     learning_rate: float = _option(2e-3, "AdamW learning rate of a run from scratch (cosine decay)")
     fine_tune_learning_rate: float = _option(5e-4, "learning rate when fine-tuning (init_from)")
     weight_decay: float = _option(1e-5, "AdamW weight decay")
@@ -92,6 +95,14 @@ class TrainConfig:
     def spec(self) -> NetworkSpec:
         """The network of a run from scratch (fine-tuning keeps the checkpoint's)."""
         return NetworkSpec(init_filters=self.init_filters)
+
+    def with_n4_resolved(self) -> TrainConfig:
+        """This config with ``n4`` decided: as set, else the setting of the checkpoint it
+        fine-tunes, else off. A fine-tuning run may change it: the weights are only a start,
+        and the new checkpoint records the preprocessing it was trained with."""
+        if self.n4 is not None:
+            return self
+        return self.replace(n4=read_checkpoint_n4(self.init_from) if self.init_from else False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

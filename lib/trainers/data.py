@@ -36,7 +36,7 @@ from lib.postprocessing import labels_to_regions
 from lib.transforms import NyulLandmarks, build_preprocessing, zscore
 from lib.transforms.io import find_case_files
 
-from .augment import RandEnhancingDecoysd, RandTissueShiftd
+from .augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandTissueShiftd
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,9 @@ class PreparedCase:
     brain_mask: np.ndarray
 
 
-def _cache_key(case: dict[str, Any], spacing_mm: float) -> str:
+def _cache_key(case: dict[str, Any], spacing_mm: float, n4: bool) -> str:
     files = find_case_files(case["image"], case.get("case_id"), label=case["label"])
-    parts = [f"v{CACHE_VERSION}", f"{spacing_mm:g}mm"]
+    parts = [f"v{CACHE_VERSION}", f"{spacing_mm:g}mm", *(["n4"] if n4 else [])]
     sources = list(files.sequences.values()) if files.sequences else [files.multichannel]
     for path in [*sources, files.label]:
         stat = Path(path).stat()
@@ -65,17 +65,18 @@ def _cache_key(case: dict[str, Any], spacing_mm: float) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def prepare_case(case: dict[str, Any], cache_dir: str | Path | None, spacing_mm: float) -> PreparedCase:
-    """Preprocess one labelled case onto a ``spacing_mm`` grid without intensity normalisation
-    (landmarks are learned from these), reusing ``cache_dir/<id>-<key>.npz`` when the source
-    files are unchanged."""
+def prepare_case(case: dict[str, Any], cache_dir: str | Path | None, spacing_mm: float,
+                 n4: bool = False) -> PreparedCase:
+    """Preprocess one labelled case onto a ``spacing_mm`` grid, bias-corrected if ``n4``,
+    without intensity normalisation (landmarks are learned from these), reusing
+    ``cache_dir/<id>-<key>.npz`` when the source files are unchanged."""
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{case['case_id']}-{_cache_key(case, spacing_mm)}.npz"
+        cache_file = Path(cache_dir) / f"{case['case_id']}-{_cache_key(case, spacing_mm, n4)}.npz"
         if cache_file.exists():
             with np.load(cache_file) as z:
                 return PreparedCase(case["case_id"], z["image"], z["label"], z["brain_mask"])
-    out = build_preprocessing(with_label=True, normalize=False, spacing=spacing_mm)(
+    out = build_preprocessing(with_label=True, normalize=False, spacing=spacing_mm, n4=n4)(
         {"image": case["image"], "label": case["label"], "case_id": case["case_id"]})
     prepared = PreparedCase(case["case_id"], np.asarray(out["image"], np.float32),
                             np.asarray(out["label"], np.uint8), np.asarray(out["brain_mask"], np.uint8))
@@ -101,8 +102,9 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) ->
     Input dict: ``image`` (4, X, Y, Z) z-scored, ``label`` (1, X, Y, Z) uint8, ``brain_mask``.
     Output: a list of ``samples_per_case`` dicts with ``image`` (4, *roi) and ``label``
     (1, *roi). Two of three patches are centred on tumor; the rest on brain. Tissue
-    augmentation (:mod:`lib.trainers.augment`) shifts the T1c of edema and core and adds
-    T1c-bright decoys in normal brain, so T1c brightness alone never means tumor. Intensity
+    augmentation (:mod:`lib.trainers.augment`) turns enhancing tumor into non-enhancing core,
+    shifts the T1c of edema and core and adds T1c-bright decoys in normal brain, so T1c
+    brightness alone never means tumor and a core need not enhance. Intensity
     augmentation imitates other scanners (bias field, gamma, scale, shift, noise, blur,
     thick slices); spatial augmentation is flips and small rotations and scalings.
     """
@@ -111,6 +113,7 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) ->
         SpatialPadd(keys, roi_size),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=roi_size, pos=2, neg=1,
                                num_samples=samples_per_case, image_key="brain_mask", image_threshold=0),
+        RandNonEnhancingCored(prob=0.25),
         RandTissueShiftd(prob=0.3),
         RandEnhancingDecoysd(prob=0.3),
         RandAffined(("image", "label"), prob=0.25, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.1, 0.1, 0.1),

@@ -89,7 +89,8 @@ def train(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase]
           paths: RunPaths, *, landmarks: NyulLandmarks | None, version: str,
           extra_record: dict[str, Any] | None = None) -> TrainResult:
     """Train, validate every ``config.val_every`` epochs, and keep the best epoch at
-    ``paths.candidate``. Cases are un-normalised (:func:`lib.trainers.data.prepare_case`);
+    ``paths.candidate``. Cases are un-normalised (:func:`lib.trainers.data.prepare_case`), bias-corrected
+    as ``config.n4`` says (None: not), which the checkpoint records;
     ``landmarks`` (Nyúl, or None for z-score only) are applied here and stored with the
     weights. A state saved by an earlier run of the same ``version`` is resumed."""
     if not train_cases:
@@ -273,7 +274,8 @@ def _keep_candidate(run: _Run, dice: dict[str, float]) -> None:
     training = {"epoch": run.epoch, "val_dice": dice, "train_cases": run.train_ids, "val_cases": run.val_ids,
                 "config": run.config.to_dict(), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **run.extra_record}
     save_checkpoint(run.paths.candidate, run.network, run.spec, version=run.version, landmarks=run.landmarks,
-                    roi_size=(run.config.val_roi_size,) * 3, spacing_mm=run.config.spacing_mm, training=training)
+                    roi_size=(run.config.val_roi_size,) * 3, spacing_mm=run.config.spacing_mm,
+                    n4=bool(run.config.n4), training=training)
     logger.info("kept epoch %d as the candidate (val Dice %s)", run.epoch, dice)
 
 

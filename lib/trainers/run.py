@@ -72,14 +72,15 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     the run starts from scratch; a fine-tuning run (``config.init_from``) keeps those of
     the checkpoint it starts from, so the model sees the intensities it was trained on.
     """
+    config = config.with_n4_resolved()
     by_id = {c["case_id"]: c for c in cases}
     split = FixedSplit(split_path, config.val_fraction).assign(by_id)
     train_ids = sorted(c for c, role in split.items() if role == TRAIN)
     val_ids = sorted(c for c, role in split.items() if role == VALIDATION)
     logger.info("split: %d training, %d validation cases (%s)", len(train_ids), len(val_ids), split_path)
 
-    train_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm) for c in train_ids]
-    val_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm) for c in val_ids]
+    train_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm, bool(config.n4)) for c in train_ids]
+    val_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm, bool(config.n4)) for c in val_ids]
     landmarks = None
     if learn_landmarks and not config.init_from:
         landmarks = NyulLandmarks.fit_from_data({"image": c.image, "brain_mask": c.brain_mask} for c in train_cases)
