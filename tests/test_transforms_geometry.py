@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from lib.transforms import RAS_DIRECTION, Grid, build_preprocessing, register_rigid, reorient_to_ras, restore_label
+from lib.transforms import (
+    RAS_DIRECTION,
+    Grid,
+    build_preprocessing,
+    register_rigid,
+    reorient_to_ras,
+    resample_label,
+    restore_label,
+)
 
 from _volumes import (
     grid_centered_on,
@@ -125,3 +133,32 @@ def test_restore_label_from_lps_identity_grid_is_exact(tmp_path: Path) -> None:
     d = build_preprocessing(with_label=True)({"image": str(folder)})
     restored = restore_label(d["label"], d["geometry"])
     assert np.array_equal(sitk.GetArrayFromImage(restored), sitk.GetArrayFromImage(lab))
+
+
+def _resample_label_everywhere(label: sitk.Image, grid: Grid, transform: sitk.Transform) -> np.ndarray:
+    """The definition of :func:`resample_label`, evaluated on every voxel of ``grid``."""
+    weights = [sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(label == c, sitk.sitkFloat32), grid.reference_image(),
+                                                    transform, sitk.sitkLinear, float(c == 0), sitk.sitkFloat32))
+               for c in range(4)]
+    return np.argmax(np.stack(weights), axis=0).astype(np.uint8)
+
+
+def test_label_resampling_only_where_the_foreground_reaches_matches_resampling_everywhere() -> None:
+    rng = np.random.default_rng(3)
+    arr = np.zeros((30, 40, 36), np.uint8)  # (z, y, x): a lesion with three labels, off centre
+    arr[8:16, 20:31, 5:17] = 2
+    arr[10:14, 23:28, 8:14] = 1
+    arr[12:14, 22:26, 7:10] = 3
+    arr[rng.random(arr.shape) < 0.001] = 3  # scattered voxels widen the box
+    label = sitk.GetImageFromArray(arr)
+    label.SetSpacing((2.0, 2.0, 2.0))
+    label.SetOrigin((-30.0, -40.0, -20.0))
+    oblique = Grid((90, 100, 60), (0.9, 0.85, 1.3), (-35.0, -45.0, -25.0),
+                   tuple(sitk.VersorTransform((0.0, 0.0, 1.0), 0.2).GetMatrix()))
+    rigid = sitk.Euler3DTransform((0.0, 0.0, 0.0), 0.05, -0.1, 0.15, (3.0, -2.0, 4.0))
+    for transform in (sitk.Transform(3, sitk.sitkIdentity), rigid):
+        fast = sitk.GetArrayFromImage(resample_label(label, oblique, transform))
+        assert np.count_nonzero(fast) > 1000
+        assert np.array_equal(fast, _resample_label_everywhere(label, oblique, transform))
+    empty = sitk.Image(label.GetSize(), sitk.sitkUInt8)
+    assert not sitk.GetArrayFromImage(resample_label(empty, oblique)).any()

@@ -5,6 +5,7 @@ The serving task (:mod:`lib.infers.task`) and the benchmark call :meth:`TumorSeg
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -103,10 +104,7 @@ class TumorSegmenter:
         seconds["preprocess"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        settings = PredictionSettings(roi_size=model.roi_size, overlap=self.settings.overlap,
-                                      sw_batch_size=self.settings.sw_batch_size,
-                                      mirror_axes=self.settings.mirror_axes, device=self.settings.device,
-                                      mixed_precision=self.settings.mixed_precision)
+        settings = dataclasses.replace(self.settings, roi_size=model.roi_size)
         regions = predict_regions(model.network, data["image"], settings)
         seconds["infer"] = time.perf_counter() - t0
 

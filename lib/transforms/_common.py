@@ -13,6 +13,7 @@ Array conventions in this package
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,18 @@ class Grid:
                 for k in (-0.5, self.size[2] - 0.5):
                     pts.append(o + d @ (np.array([i, j, k]) * sp))
         return np.asarray(pts)
+
+    def sub_grid(self, start: Sequence[int], stop: Sequence[int]) -> Grid:
+        """The voxels ``[start, stop)`` (x, y, z) of this grid as a grid of their own."""
+        d = np.asarray(self.direction).reshape(3, 3)
+        origin = np.asarray(self.origin) + d @ (np.asarray(start, float) * np.asarray(self.spacing))
+        return Grid(tuple(int(b - a) for a, b in zip(start, stop, strict=True)), self.spacing,
+                    tuple(float(v) for v in origin), self.direction)
+
+    def index_of(self, points: np.ndarray) -> np.ndarray:
+        """Continuous voxel indices (N, 3) (x, y, z) of physical points (N, 3) (mm, LPS)."""
+        d = np.asarray(self.direction).reshape(3, 3)
+        return ((np.asarray(points, float) - np.asarray(self.origin)) @ d) / np.asarray(self.spacing)
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": list(self.size), "spacing": list(self.spacing),
