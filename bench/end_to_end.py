@@ -3,10 +3,11 @@
 Both pipelines segment the same four-sequence case (load, preprocess, infer, postprocess,
 save), each in a fresh process so peak memory is its own:
 
-- ours: ``lib.infers.pipeline.TumorSegmenter`` with the bundled checkpoint, the code path
-  the server runs (validation, rigid co-registration where needed, brain crop, resampling
-  to the model's working resolution, Nyúl + z-score, SegResNet, bfloat16 on CPU / float16
-  on GPU, postprocessing, label restored onto the t1c grid);
+- ours: ``lib.infers.pipeline.TumorSegmenter`` with the bundled checkpoint (or ``--checkpoint``),
+  the code path the server runs (validation, rigid co-registration where needed, brain crop,
+  resampling to the model's working resolution, N4 when the model was trained with it, Nyúl +
+  z-score, SegResNet, bfloat16 on CPU / float16 on GPU, postprocessing, label restored onto
+  the t1c grid); the median of ``--repeats`` requests per stage;
 - reference: the configuration of the MONAI model-zoo bundle ``brats_mri_segmentation``
   (LoadImage, RAS, 1 mm spacing, channel-wise non-zero normalisation, SegResNet
   init_filters 16 blocks 1,2,2,4, 240x240x160 window, overlap 0.5, float32, sigmoid > 0.5).
@@ -24,6 +25,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 STAGES = ("load_preprocess", "infer", "postprocess", "save")
+BUNDLED = REPO / "monailabel_app" / "model" / "brats_segresnet.pt"
 
 
 def _peak_mb() -> float:
@@ -44,20 +47,24 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_ours(case: Path, out: Path) -> dict:
+def run_ours(case: Path, out: Path, checkpoint: Path, repeats: int) -> dict:
     import SimpleITK as sitk
 
     from lib.infers.pipeline import TumorSegmenter
 
-    segmenter = TumorSegmenter([REPO / "monailabel_app" / "model" / "brats_segresnet.pt"])
+    segmenter = TumorSegmenter([checkpoint])
     model = segmenter.checkpoint()  # loading the model is not part of a request
-    result = segmenter.segment(str(case))
-    t = time.perf_counter()
-    sitk.WriteImage(result.label, str(out), useCompression=True)
-    times = {"load_preprocess": result.seconds["preprocess"], "infer": result.seconds["infer"],
-             "postprocess": result.seconds["postprocess"], "save": time.perf_counter() - t}
-    return {"times_s": times, "peak_rss_mb": {"total": _peak_mb()},
-            "model": f"SegResNet init_filters {model.spec.init_filters} at {model.spacing_mm:g} mm, "
+    runs = []
+    for _ in range(repeats):
+        result = segmenter.segment(str(case))
+        t = time.perf_counter()
+        sitk.WriteImage(result.label, str(out), useCompression=True)
+        runs.append({"load_preprocess": result.seconds["preprocess"], "infer": result.seconds["infer"],
+                     "postprocess": result.seconds["postprocess"], "save": time.perf_counter() - t})
+    times = {stage: statistics.median(run[stage] for run in runs) for stage in STAGES}
+    return {"times_s": times, "peak_rss_mb": {"total": _peak_mb()}, "repeats": repeats,
+            "model": f"{model.version}: SegResNet init_filters {model.spec.init_filters} at {model.spacing_mm:g} mm"
+                     f"{', N4' if model.n4 else ''}, "
                      f"window {list(model.roi_size)}"}
 
 
@@ -103,9 +110,10 @@ def run_reference(case: Path, out: Path) -> dict:
             "model": "SegResNet init_filters 16 (random weights), window [240, 240, 160]"}
 
 
-def _worker(name: str, case: Path) -> None:
+def _worker(name: str, case: Path, checkpoint: Path, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        result = (run_ours if name == "ours" else run_reference)(case, Path(tmp) / "label.nii.gz")
+        out = Path(tmp) / "label.nii.gz"
+        result = run_ours(case, out, checkpoint, repeats) if name == "ours" else run_reference(case, out)
     print(json.dumps(result))
 
 
@@ -120,16 +128,19 @@ def main() -> int:
     ap.add_argument("--case", type=Path, help="case folder in BraTS naming (default: a generated one)")
     ap.add_argument("--seed", type=int, default=9700)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "end_to_end.json")
+    ap.add_argument("--checkpoint", type=Path, default=BUNDLED, help="our model (default: the bundled one)")
+    ap.add_argument("--repeats", type=int, default=3, help="requests of ours; each stage's median is reported")
     ap.add_argument("--worker", choices=("ours", "reference"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        _worker(args.worker, args.case)
+        _worker(args.worker, args.case, args.checkpoint, args.repeats)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         case = args.case or _case(args.seed, Path(tmp))
         results = {}
         for name in ("ours", "reference"):
-            proc = subprocess.run([sys.executable, __file__, "--worker", name, "--case", str(case)],
+            proc = subprocess.run([sys.executable, __file__, "--worker", name, "--case", str(case),
+                                   "--checkpoint", str(args.checkpoint), "--repeats", str(args.repeats)],
                                   capture_output=True, text=True, check=True)
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     import torch
