@@ -25,17 +25,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions  # noqa: E402
-from lib.postprocessing import postprocess  # noqa: E402
+from lib.brats import labelled_cases  # noqa: E402
+from lib.evaluation import working_grid_labels  # noqa: E402
+from lib.model import Checkpoint, load_checkpoint  # noqa: E402
 from lib.trainers.data import PreparedCase, normalize_case, prepare_case  # noqa: E402
 from lib.transforms import n4_bias_correct  # noqa: E402
 
 
 def whole_tumor(model: Checkpoint, case: PreparedCase) -> np.ndarray:
     """Predicted whole tumor (X, Y, Z) bool on the working grid, served postprocessing."""
-    image = normalize_case(case, model.landmarks).image
-    regions = predict_regions(model.network, image, PredictionSettings(roi_size=model.roi_size, device="cpu"))
-    return postprocess(regions, (model.spacing_mm,) * 3) > 0
+    return working_grid_labels(model, normalize_case(case, model.landmarks).image) > 0
 
 
 def scores(predicted: np.ndarray, truth: np.ndarray, low: np.ndarray, voxel_ml: float) -> dict[str, float]:
@@ -57,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     report: dict[str, Any] = {"shrink": args.shrink, "low_fraction": args.low_fraction, "cases": {}}
+    cases = {c["case_id"]: c for c in labelled_cases(args.real)}
     for fold in json.loads(args.folds.read_text())["folds"]:
         model = load_checkpoint(fold["checkpoint"])
         voxel_ml = model.spacing_mm ** 3 / 1000.0
         for case_id in fold["held_out"]:
-            folder = args.real / case_id
-            case = {"case_id": case_id, "image": str(folder), "label": str(next(folder.glob("*-seg.nii*")))}
+            case = cases[case_id]
             plain = prepare_case(case, args.cache, model.spacing_mm)
             brain = plain.brain_mask[0] > 0
             start = time.perf_counter()

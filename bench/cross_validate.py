@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.atomic import write_json  # noqa: E402
-from lib.trainers.cli import labelled_cases  # noqa: E402
+from lib.brats import labelled_cases  # noqa: E402
 from lib.trainers.split import TRAIN, VALIDATION  # noqa: E402
 
 

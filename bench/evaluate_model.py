@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.activelearning.effort import compare  # noqa: E402
-from lib.brats import ET  # noqa: E402
+from lib.brats import ET, label_filename, labelled_cases  # noqa: E402
 from lib.evaluation import case_metrics  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import PredictionSettings  # noqa: E402
@@ -48,14 +48,12 @@ FLOOR_Z = 1.25
 
 
 def labelled_case_folders(folders: list[Path]) -> list[Path]:
-    return sorted((p for folder in folders for p in folder.iterdir()
-                   if p.is_dir() and not p.name.startswith(".") and any(p.glob("*-seg.nii*"))),
-                  key=lambda p: p.name)
+    return sorted((Path(c["image"]) for folder in folders for c in labelled_cases(folder)), key=lambda p: p.name)
 
 
 def read_truth(case: Path) -> sitk.Image:
     """The reference label, with the pre-2023 enhancing value 4 read as 3."""
-    label = sitk.ReadImage(str(next(case.glob("*-seg.nii*"))), sitk.sitkUInt8)
+    label = sitk.ReadImage(str(next(case.glob(f"{label_filename(case.name, '')}.nii*"))), sitk.sitkUInt8)
     return sitk.ChangeLabel(label, {4: ET})
 
 

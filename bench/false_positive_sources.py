@@ -35,19 +35,12 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib.brats import SEQUENCES  # noqa: E402
-from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions  # noqa: E402
-from lib.postprocessing import postprocess  # noqa: E402
+from lib.brats import SEQUENCES, labelled_cases  # noqa: E402
+from lib.evaluation import working_grid_labels  # noqa: E402
+from lib.model import Checkpoint, load_checkpoint  # noqa: E402
 from lib.trainers.data import normalize_case, prepare_case  # noqa: E402
 
 CLASSES = ("edema", "core", "fp_near", "fp_far", "normal")
-
-
-def labelled_cases(folder: Path) -> list[dict[str, str]]:
-    cases = []
-    for case in sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*-seg.nii*"))):
-        cases.append({"case_id": case.name, "image": str(case), "label": str(next(case.glob("*-seg.nii*")))})
-    return cases
 
 
 def voxel_classes(predicted: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing_mm: float,
@@ -70,8 +63,7 @@ def case_profile(case: dict[str, str], model: Checkpoint, cache: Path | None, ne
     """Volume (mL) and per-sequence median normalised intensity of each voxel class of one case."""
     prepared = prepare_case(case, cache, model.spacing_mm, model.n4)
     image = normalize_case(prepared, model.landmarks).image
-    settings = PredictionSettings(roi_size=model.roi_size, device="cpu")
-    predicted = postprocess(predict_regions(model.network, image, settings), (model.spacing_mm,) * 3)
+    predicted = working_grid_labels(model, image)
     classes = voxel_classes(predicted, prepared.label[0], prepared.brain_mask[0] > 0, model.spacing_mm, near_mm)
     voxel_ml = model.spacing_mm ** 3 / 1000.0
     profile: dict[str, Any] = {"model": model.version}

@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from lib.atomic import read_json, write_json  # noqa: E402
+from lib.brats import labelled_cases  # noqa: E402
 from lib.evaluation import mean_score, score_checkpoint  # noqa: E402
 from lib.postprocessing import REGION_ORDER  # noqa: E402
 
@@ -58,12 +59,6 @@ TRAIN_OPTIONS: dict[str, Any] = {"max_epochs": 6, "steps_per_epoch": 10, "batch_
                                  "fine_tune": True}
 ANNOTATOR = "scripted-annotator"
 BUNDLED = REPO / "monailabel_app" / "model" / f"{MODEL}.pt"
-
-
-def labelled_cases(folder: Path) -> list[dict[str, Any]]:
-    """``{"case_id", "image", "label"}`` for every generated case folder under ``folder``."""
-    return [{"case_id": d.name, "image": str(d), "label": str(d / f"{d.name}-seg.nii.gz")}
-            for d in sorted(folder.iterdir()) if (d / f"{d.name}-seg.nii.gz").is_file()]
 
 
 class HeldOut:

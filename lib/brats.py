@@ -6,6 +6,8 @@ t1n at channel 0, t1c at 1, t2w at 2 and t2f at 3.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: BraTS 2023 sequence suffixes: native T1, T1 post-contrast, T2, T2-FLAIR.
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 
@@ -34,3 +36,15 @@ def sequence_filename(case_id: str, sequence: str, suffix: str = ".nii.gz") -> s
 def label_filename(case_id: str, suffix: str = ".nii.gz") -> str:
     """File name of a case's segmentation in BraTS naming: ``<case>-seg.nii.gz``."""
     return f"{case_id}-seg{suffix}"
+
+
+def labelled_cases(folder: str | Path) -> list[dict[str, str]]:
+    """``{"case_id", "image", "label"}`` for every case folder under ``folder`` (sorted by name)
+    that holds its label in BraTS naming (``<case>-seg.nii.gz`` or ``.nii``); the other folders
+    are skipped."""
+    cases = []
+    for case_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        labels = sorted(case_dir.glob(f"{label_filename(case_dir.name, '')}.nii*"))
+        if labels:
+            cases.append({"case_id": case_dir.name, "image": str(case_dir), "label": str(labels[0])})
+    return cases

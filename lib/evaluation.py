@@ -16,7 +16,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lib.infers.pipeline import TumorSegmenter
-from lib.postprocessing import REGION_ORDER, labels_to_regions
+from lib.model import Checkpoint, PredictionSettings, predict_regions
+from lib.postprocessing import REGION_ORDER, labels_to_regions, postprocess
 
 #: A case "has enhancing tumor" when its ET is at least this large (mL); for a case without,
 #: a prediction of less than this much ET counts as right (ET score 1), more as wrong (0).
@@ -77,6 +78,15 @@ def case_metrics(pred_labels: np.ndarray, true_labels: np.ndarray, spacing_mm: S
     out["enhancing"] = enhancing
     out["et_score"] = dice["ET"] if enhancing else float(out["predicted_ml"]["ET"] < ENHANCING_MIN_ML)
     return out
+
+
+def working_grid_labels(model: Checkpoint, image: np.ndarray) -> np.ndarray:
+    """Labels (X, Y, Z) uint8 that ``model`` gives a normalised case ``image`` (4, X, Y, Z) on its
+    working grid: the served prediction (CPU) and postprocessing, without restoring the label
+    onto the input grid. For studies of a model on prepared cases
+    (:func:`lib.trainers.data.prepare_case` + ``normalize_case``)."""
+    regions = predict_regions(model.network, image, PredictionSettings(roi_size=model.roi_size, device="cpu"))
+    return postprocess(regions, (model.spacing_mm,) * 3)
 
 
 def score_checkpoint(checkpoint: str | Path, cases: Sequence[dict[str, Any]]) -> dict[str, float]:

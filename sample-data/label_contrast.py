@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib.brats import SEQUENCES  # noqa: E402
+from lib.brats import SEQUENCES, labelled_cases  # noqa: E402
 from lib.model import load_checkpoint  # noqa: E402
 from lib.trainers.data import normalize_case, prepare_case  # noqa: E402
 
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.group:
         name, _, folder = spec.partition("=")
         per_case = []
-        for path in sorted(p for p in Path(folder).iterdir() if p.is_dir() and any(p.glob("*-seg.nii*"))):
-            case = {"case_id": path.name, "image": str(path), "label": str(next(path.glob("*-seg.nii*")))}
+        for case in labelled_cases(folder):
             prepared = normalize_case(prepare_case(case, args.cache, model.spacing_mm, model.n4), model.landmarks)
             per_case.append(case_medians(prepared.image, prepared.label[0], prepared.brain_mask[0] > 0))
         for row in (*ROWS, "normal_p95"):

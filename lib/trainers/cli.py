@@ -17,18 +17,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from lib.brats import labelled_cases
+
 from .config import TrainConfig
 from .run import run_training
-
-
-def labelled_cases(folder: Path) -> list[dict[str, str]]:
-    """Case folders under ``folder`` that have a ``-seg`` label."""
-    cases = []
-    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        labels = list(case_dir.glob(f"{case_dir.name}-seg.nii*"))
-        if labels:
-            cases.append({"case_id": case_dir.name, "image": str(case_dir), "label": str(labels[0])})
-    return cases
 
 
 def main(argv: list[str] | None = None) -> int:
