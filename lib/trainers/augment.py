@@ -11,9 +11,11 @@ training patches that are already z-scored over the brain (values in brain stand
   and FLAIR, not on T2) in normal brain and leaves the label at background, so such tissue is
   seen as not tumor;
 - :class:`RandNonEnhancingCored` takes the contrast uptake out of the enhancing tumor and
-  labels it non-enhancing core, so the shape of a core never implies enhancement. Measured on
-  the real cases (bench/results/real_cv3.md): 5 of the 8 have no enhancing tumor, and the cv3
-  models called 30 to 120 mL of it in each.
+  labels it non-enhancing core, so the shape of a core never implies enhancement (off by
+  default: ``TrainConfig.non_enhancing_prob``). Measured on the real cases
+  (bench/results/real_cv3.md): 5 of the 8 have no enhancing tumor, and the cv3 models called
+  30 to 120 mL of it in each; with this transform at 0.25 (and N4, in the same run: cv4) that
+  fell to 6-76 mL, still far from none, while whole tumor and core got worse.
 
 Both expect ``image`` (C, X, Y, Z) with channels in ``lib.brats.SEQUENCES`` order and ``label``
 (1, X, Y, Z) with BraTS values (0 background, 1 NCR, 2 ED, 3 ET); numpy arrays or tensors.

@@ -96,15 +96,17 @@ def normalize_case(case: PreparedCase, landmarks: NyulLandmarks | None) -> Prepa
     return PreparedCase(case.case_id, image, case.label, case.brain_mask)
 
 
-def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) -> Compose:
+def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2,
+                          non_enhancing_prob: float = 0.0) -> Compose:
     """Patch sampling and augmentation for region training.
 
     Input dict: ``image`` (4, X, Y, Z) z-scored, ``label`` (1, X, Y, Z) uint8, ``brain_mask``.
     Output: a list of ``samples_per_case`` dicts with ``image`` (4, *roi) and ``label``
     (1, *roi). Two of three patches are centred on tumor; the rest on brain. Tissue
-    augmentation (:mod:`lib.trainers.augment`) turns enhancing tumor into non-enhancing core,
-    shifts the T1c of edema and core and adds T1c-bright decoys in normal brain, so T1c
-    brightness alone never means tumor and a core need not enhance. Intensity
+    augmentation (:mod:`lib.trainers.augment`) shifts the T1c of edema and core and adds
+    T1c-bright decoys in normal brain, so T1c brightness alone never means tumor; with
+    ``non_enhancing_prob`` > 0 it also turns enhancing tumor into non-enhancing core in that
+    share of the patches. Intensity
     augmentation imitates other scanners (bias field, gamma, scale, shift, noise, blur,
     thick slices); spatial augmentation is flips and small rotations and scalings.
     """
@@ -113,7 +115,7 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2) ->
         SpatialPadd(keys, roi_size),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=roi_size, pos=2, neg=1,
                                num_samples=samples_per_case, image_key="brain_mask", image_threshold=0),
-        RandNonEnhancingCored(prob=0.25),
+        RandNonEnhancingCored(prob=non_enhancing_prob),
         RandTissueShiftd(prob=0.3),
         RandEnhancingDecoysd(prob=0.3),
         RandAffined(("image", "label"), prob=0.25, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.1, 0.1, 0.1),
@@ -139,9 +141,9 @@ class PatchDataset(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, cases: Sequence[PreparedCase], roi_size: Sequence[int], seed: int,
-                 samples_per_case: int = 2) -> None:
+                 samples_per_case: int = 2, non_enhancing_prob: float = 0.0) -> None:
         self.cases, self.seed = list(cases), seed
-        self.augment = training_augmentation(roi_size, samples_per_case)
+        self.augment = training_augmentation(roi_size, samples_per_case, non_enhancing_prob)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
