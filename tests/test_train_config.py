@@ -43,6 +43,12 @@ def test_a_bad_request_is_refused_with_the_option_named(request_):
         TrainConfig.from_request(request_)
 
 
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_share_of_non_enhancing_patches_outside_0_1_is_refused(share):
+    with pytest.raises(InputError, match="non_enhancing_prob"):
+        TrainConfig(non_enhancing_prob=share)
+
+
 def test_fine_tuning_uses_its_own_learning_rate():
     config = TrainConfig(learning_rate=1e-3, fine_tune_learning_rate=1e-4)
     assert config.effective_learning_rate == 1e-3
