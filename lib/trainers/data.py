@@ -96,8 +96,8 @@ def normalize_case(case: PreparedCase, landmarks: NyulLandmarks | None) -> Prepa
     return PreparedCase(case.case_id, image, case.label, case.brain_mask)
 
 
-def training_augmentation(roi_size: Sequence[int], samples_per_case: int = 2,
-                          non_enhancing_prob: float = 0.0) -> Compose:
+def training_augmentation(roi_size: Sequence[int], samples_per_case: int, *,
+                          non_enhancing_prob: float) -> Compose:
     """Patch sampling and augmentation for region training.
 
     Input dict: ``image`` (4, X, Y, Z) z-scored, ``label`` (1, X, Y, Z) uint8, ``brain_mask``.
@@ -140,10 +140,10 @@ class PatchDataset(torch.utils.data.IterableDataset):
     Each worker and each distributed rank gets its own random stream from ``seed``.
     """
 
-    def __init__(self, cases: Sequence[PreparedCase], roi_size: Sequence[int], seed: int,
-                 samples_per_case: int = 2, non_enhancing_prob: float = 0.0) -> None:
+    def __init__(self, cases: Sequence[PreparedCase], roi_size: Sequence[int], seed: int, *,
+                 samples_per_case: int, non_enhancing_prob: float) -> None:
         self.cases, self.seed = list(cases), seed
-        self.augment = training_augmentation(roi_size, samples_per_case, non_enhancing_prob)
+        self.augment = training_augmentation(roi_size, samples_per_case, non_enhancing_prob=non_enhancing_prob)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
