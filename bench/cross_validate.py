@@ -18,7 +18,9 @@ selection on ``--val`` would hand back the base and ignore the real cases.
 
 With ``--base-options``, a base model is first trained from ``--init-from`` on the extra and
 generated cases alone (no cross-validated case), with those ``btl-train`` options; every fold
-and the final model then start from it. The base sees no held-out case, so the figures stay
+and the final model then start from it. ``--base-synthetic`` adds generated cases that only the
+base run sees (a large generated set for pretraining, while the fine-tunes keep the real cases'
+share of the patches). The base sees no held-out case, so the figures stay
 out-of-fold, and the long part of the training is done once.
 
 Every step resumes: a fold whose model exists is skipped, and an interrupted ``btl-train``
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", type=Path, required=True, help="the real labelled cases that are cross-validated")
     ap.add_argument("--extra", type=Path, action="append", default=[], help="more labelled cases, always trained on")
     ap.add_argument("--synthetic", type=Path, action="append", default=[], help="generated labelled cases")
+    ap.add_argument("--base-synthetic", type=Path, action="append", default=[],
+                    help="generated labelled cases only the base run trains on (besides --extra and --synthetic)")
     ap.add_argument("--val", action="append", default=[], help="a fixed validation case id (not a real CV case)")
     ap.add_argument("--init-from", type=Path, required=True, help="the pretrained checkpoint every run starts from")
     ap.add_argument("--work", type=Path, required=True)
@@ -146,15 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         folds = make_folds(real, args.folds)
     cache = args.work / "cache"
     start, base_summary = args.init_from, None
+    if args.base_synthetic and not args.base_options:
+        ap.error("--base-synthetic needs a base run (--base-options)")
     if args.base_options:
         base = args.work / "base" / "model.pt"
-        base_summary = train(args.work, "base", others, args.val, base, f"{args.version}-base", args.init_from,
-                             cache, shlex.split(args.base_options))
+        known = {c["case_id"] for c in others}
+        base_only = [c for folder in args.base_synthetic for c in labelled_cases(folder) if c["case_id"] not in known]
+        base_summary = train(args.work, "base", others + base_only, args.val, base, f"{args.version}-base",
+                             args.init_from, cache, shlex.split(args.base_options))
         start = base
 
     record: dict[str, Any] = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
                               "btl_train_options": passed, "init_from": str(args.init_from), "validation": args.val,
-                              "base_options": args.base_options, "start": str(start), "base": base_summary,
+                              "base_options": args.base_options,
+                              "base_synthetic": [str(folder) for folder in args.base_synthetic],
+                              "start": str(start), "base": base_summary,
                               "fold_selection": args.fold_selection,
                               "extra": [c["case_id"] for c in others if c["case_id"] not in args.val],
                               "folds": []}
