@@ -3,8 +3,9 @@
 Test-time flips, not Monte Carlo dropout: the network has one dropout layer (after its first
 convolution), so dropout samples barely differ, while flips along the axes the training
 augmented (left-right, anterior-posterior) are in-distribution views whose disagreement is
-real. The case is predicted as-is and flipped (:data:`FLIPS`); the flipped predictions are
-flipped back and averaged; per voxel and region (WT, TC, ET) the binary entropy of that mean.
+real. The case is predicted as-is and flipped along :data:`MIRROR_AXES` (the served prediction
+settings otherwise); the flipped predictions are flipped back and averaged; per voxel and
+region (WT, TC, ET) the binary entropy of that mean.
 
 The score is the mean of that entropy over a *region of interest*: voxels the mean predicts as
 whole tumor, or with a whole-tumor probability of at least :data:`ROI_MIN_PROBABILITY`, grown by
@@ -24,23 +25,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from lib.atomic import read_json, write_json
 from lib.infers.pipeline import TumorSegmenter
-from lib.model import PredictionSettings
 from lib.model.predict import predict_regions
 
 logger = logging.getLogger(__name__)
 
-#: Test-time views: as-is, flipped left-right, flipped anterior-posterior (working-grid axes).
-FLIPS: tuple[tuple[int, ...], ...] = ((), (1,), (2,))
+#: Test-time flips besides the case as-is: left-right and anterior-posterior (working-grid axes).
+MIRROR_AXES: tuple[int, ...] = (0, 1)
 ROI_MIN_PROBABILITY = 0.1
 ROI_MARGIN_MM = 6.0
 
@@ -79,18 +78,9 @@ def score_study(segmenter: TumorSegmenter, source: Any) -> tuple[str, StudyScore
     started = time.perf_counter()
     model = segmenter.checkpoint()
     data = model.preprocessing()({"image": source})
-    settings = PredictionSettings(roi_size=model.roi_size, device=segmenter.settings.device,
-                                  mixed_precision=segmenter.settings.mixed_precision)
-    image = torch.as_tensor(np.asarray(data["image"]), dtype=torch.float32)
-    total = None
-    with torch.inference_mode():
-        for dims in FLIPS:
-            view = torch.flip(image, dims) if dims else image
-            probs = torch.as_tensor(predict_regions(model.network, view, settings))
-            probs = torch.flip(probs, dims) if dims else probs
-            total = probs if total is None else total + probs
-    assert total is not None
-    uncertainty, wt_ml = score_regions((total / len(FLIPS)).numpy(), model.spacing_mm)
+    settings = replace(segmenter.settings, roi_size=model.roi_size, mirror_axes=MIRROR_AXES)
+    probabilities = predict_regions(model.network, data["image"], settings)
+    uncertainty, wt_ml = score_regions(probabilities, model.spacing_mm)
     return model.version, StudyScore(uncertainty, wt_ml, round(time.perf_counter() - started, 2))
 
 
