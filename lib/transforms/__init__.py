@@ -16,7 +16,15 @@ from .geometry import (
     reorient_to_ras,
     resample_label,
 )
-from .harmonization import N4BiasCorrectiond, NyulLandmarks, NyulStandardized, ZScoreNormalized, n4_bias_correct, zscore
+from .harmonization import (
+    N4BiasCorrectiond,
+    NyulLandmarks,
+    NyulStandardized,
+    ZScoreNormalized,
+    n4_bias_correct,
+    n4_bias_correct_channels,
+    zscore,
+)
 from .inverse import restore_label
 from .io import LoadCased, find_case_files, read_image
 from .pipeline import build_preprocessing, learn_landmarks
@@ -26,7 +34,8 @@ __all__ = [
     "BrainMaskd", "CropToMaskd", "bounding_box", "brain_mask",
     "CoRegisterd", "ReorientToRASd", "ResampleToRASGridd", "StackSequencesd", "register_rigid", "reorient_to_ras",
     "resample_label",
-    "N4BiasCorrectiond", "NyulLandmarks", "NyulStandardized", "ZScoreNormalized", "n4_bias_correct", "zscore",
+    "N4BiasCorrectiond", "NyulLandmarks", "NyulStandardized", "ZScoreNormalized", "n4_bias_correct",
+    "n4_bias_correct_channels", "zscore",
     "restore_label",
     "LoadCased", "find_case_files", "read_image",
     "build_preprocessing", "learn_landmarks",

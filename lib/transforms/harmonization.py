@@ -72,14 +72,27 @@ def n4_bias_correct(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float
     return np.where(mask, out, 0).astype(np.float32)
 
 
+def n4_bias_correct_channels(image: np.ndarray, mask: np.ndarray, spacing_mm: Sequence[float],
+                             field_spacing_mm: float = N4_FIELD_SPACING_MM) -> np.ndarray:
+    """N4 bias correction of every channel of ``image`` (C, X, Y, Z) inside ``mask`` (X, Y, Z) on
+    a grid of ``spacing_mm``, each channel with its own field, estimated on a grid of about
+    ``field_spacing_mm``. Channels run in parallel threads, one ITK thread each (2.4 s for a
+    2 mm case on 2 cores, against 2.8 s one channel after the other). Returns float32 (C, X, Y, Z)."""
+    img = np.asarray(image, np.float32)
+    brain = np.asarray(mask).astype(bool)
+    spacing = tuple(float(s) for s in spacing_mm)
+    shrink = max(1, round(field_spacing_mm / max(spacing)))
+    with ThreadPoolExecutor(max(1, min(len(img), os.cpu_count() or 1))) as pool:
+        channels = list(pool.map(lambda c: n4_bias_correct(c, brain, spacing, shrink, threads=1), img))
+    return np.stack(channels, 0)
+
+
 class N4BiasCorrectiond(MapTransform):
     """N4 bias correction of every channel of ``data[image_key]`` (C, X, Y, Z) inside
     ``data[mask_key]`` (1, X, Y, Z), each channel with its own field (the fields of a case's
     four sequences are not the same: their correlation on the real cases ranges from -0.5 to
-    0.9). The field is estimated on a grid of about ``field_spacing_mm``; the working grid's
-    spacing comes from ``data["geometry"]`` (1 mm when there is none). Channels run in
-    parallel threads, one ITK thread each (2.4 s for a 2 mm case on 2 cores, against 2.8 s
-    one channel after the other)."""
+    0.9); see :func:`n4_bias_correct_channels`. The working grid's spacing comes from
+    ``data["geometry"]`` (1 mm when there is none)."""
 
     def __init__(self, image_key: str = "image", mask_key: str = "brain_mask",
                  field_spacing_mm: float = N4_FIELD_SPACING_MM) -> None:
@@ -88,13 +101,9 @@ class N4BiasCorrectiond(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        img = np.asarray(d[self.image_key], np.float32)
-        mask = np.asarray(d[self.mask_key])[0].astype(bool)
+        mask = np.asarray(d[self.mask_key])[0]
         spacing = d["geometry"].ras_grid.spacing if getattr(d.get("geometry"), "ras_grid", None) else (1.0,) * 3
-        shrink = max(1, round(self.field_spacing_mm / max(spacing)))
-        with ThreadPoolExecutor(max(1, min(len(img), os.cpu_count() or 1))) as pool:
-            channels = list(pool.map(lambda c: n4_bias_correct(c, mask, spacing, shrink, threads=1), img))
-        d[self.image_key] = np.stack(channels, 0)
+        d[self.image_key] = n4_bias_correct_channels(d[self.image_key], mask, spacing, self.field_spacing_mm)
         return d
 
 
