@@ -37,7 +37,7 @@ from lib.transforms.harmonization import N4_FIELD_SPACING_MM  # noqa: E402
 def case_scores(model: Checkpoint, case: PreparedCase, low: np.ndarray) -> dict[str, float]:
     """Whole-tumor Dice and volumes (mL) of the served prediction on the working grid;
     ``low`` (X, Y, Z) bool: the region whose false positives are counted apart."""
-    predicted = working_grid_labels(model, normalize_case(case, model.landmarks).image)
+    predicted = working_grid_labels(model, normalize_case(case, model.landmarks).image, case.brain_mask)
     truth = case.label[0]
     voxel_ml = model.spacing_mm ** 3 / 1000.0
     false_positive = (predicted > 0) & (truth == 0)

@@ -63,7 +63,7 @@ def case_profile(case: dict[str, str], model: Checkpoint, cache: Path | None, ne
     """Volume (mL) and per-sequence median normalised intensity of each voxel class of one case."""
     prepared = prepare_case(case, cache, model.spacing_mm, model.n4)
     image = normalize_case(prepared, model.landmarks).image
-    predicted = working_grid_labels(model, image)
+    predicted = working_grid_labels(model, image, prepared.brain_mask)
     classes = voxel_classes(predicted, prepared.label[0], prepared.brain_mask[0] > 0, model.spacing_mm, near_mm)
     voxel_ml = model.spacing_mm ** 3 / 1000.0
     profile: dict[str, Any] = {"model": model.version}

@@ -80,13 +80,13 @@ def case_metrics(pred_labels: np.ndarray, true_labels: np.ndarray, spacing_mm: S
     return out
 
 
-def working_grid_labels(model: Checkpoint, image: np.ndarray) -> np.ndarray:
-    """Labels (X, Y, Z) uint8 that ``model`` gives a normalised case ``image`` (4, X, Y, Z) on its
-    working grid: the served prediction (CPU) and postprocessing, without restoring the label
-    onto the input grid. For studies of a model on prepared cases
-    (:func:`lib.trainers.data.prepare_case` + ``normalize_case``)."""
+def working_grid_labels(model: Checkpoint, image: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
+    """Labels (X, Y, Z) uint8 that ``model`` gives a normalised case ``image`` (4, X, Y, Z) with
+    its ``brain_mask`` (1, X, Y, Z) on its working grid: the served prediction (CPU) and
+    postprocessing, without restoring the label onto the input grid. For studies of a model on
+    prepared cases (:func:`lib.trainers.data.prepare_case` + ``normalize_case``)."""
     regions = predict_regions(model.network, image, PredictionSettings(roi_size=model.roi_size, device="cpu"))
-    return postprocess(regions, (model.spacing_mm,) * 3)
+    return postprocess(regions, (model.spacing_mm,) * 3, image, brain_mask)
 
 
 def score_checkpoint(checkpoint: str | Path, cases: Sequence[dict[str, Any]]) -> dict[str, float]:

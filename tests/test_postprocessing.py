@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.brats import ED, ET, NCR
-from lib.postprocessing import label_volumes_ml, regions_to_labels, remove_coreless_lesions, remove_small_lesions
+from lib.brats import ED, ET, NCR, SEQUENCES
+from lib.postprocessing import (
+    label_volumes_ml,
+    postprocess,
+    regions_to_labels,
+    relabel_unenhancing,
+    remove_coreless_lesions,
+    remove_small_lesions,
+)
 
 
 def ball(shape, centre, radius) -> np.ndarray:
@@ -52,6 +59,51 @@ def test_enhancing_speck_becomes_core() -> None:
     labels[ball(shape, (15, 15, 15), 8)] = NCR
     labels[15, 15, 15] = ET
     assert remove_small_lesions(labels, (1, 1, 1))[15, 15, 15] == NCR
+
+
+def two_cores(shape=(60, 30, 30)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, t1c, brain): two tumors, each an ET ball in a NCR ball in edema, in a brain whose
+    T1c is normal noise (mean 0, sd 1); the left ET is bright on T1c (mean 3), the right one not."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros(shape, np.uint8)
+    t1c = rng.normal(0.0, 1.0, shape).astype(np.float32)
+    for centre in ((15, 15, 15), (45, 15, 15)):
+        labels[ball(shape, centre, 10)] = ED
+        labels[ball(shape, centre, 7)] = NCR
+        labels[ball(shape, centre, 4)] = ET
+    t1c[ball(shape, (15, 15, 15), 4)] += 3.0
+    return labels, t1c, np.ones(shape, bool)
+
+
+def test_enhancing_tumor_that_does_not_enhance_on_t1c_becomes_core() -> None:
+    labels, t1c, brain = two_cores()
+    out = relabel_unenhancing(labels, t1c, brain)
+    assert (out[ball(labels.shape, (15, 15, 15), 4)] == ET).all()
+    assert (out[ball(labels.shape, (45, 15, 15), 4)] == NCR).all()
+    assert np.array_equal(out > 0, labels > 0) and np.array_equal(np.isin(out, (NCR, ET)), np.isin(labels, (NCR, ET)))
+
+
+def test_an_enhancing_rim_around_a_dull_centre_stays_enhancing() -> None:
+    labels, t1c, brain = two_cores()
+    rim = ball(labels.shape, (45, 15, 15), 4) & ~ball(labels.shape, (45, 15, 15), 3)   # about half the ET
+    t1c[rim] += 3.0
+    assert (relabel_unenhancing(labels, t1c, brain)[ball(labels.shape, (45, 15, 15), 4)] == ET).all()
+
+
+def test_enhancement_is_judged_against_the_brain_outside_the_tumor_whatever_the_scale() -> None:
+    labels, t1c, brain = two_cores()
+    rescaled = relabel_unenhancing(labels, 40.0 * t1c + 300.0, brain)   # e.g. Nyul or raw units
+    assert np.array_equal(rescaled, relabel_unenhancing(labels, t1c, brain))
+    assert np.array_equal(relabel_unenhancing(labels, t1c, np.zeros_like(brain)), labels)   # no brain to compare
+
+
+def test_served_postprocessing_reads_t1c_from_the_image_channels() -> None:
+    labels, t1c, brain = two_cores()
+    regions = np.stack([labels > 0, np.isin(labels, (NCR, ET)), labels == ET]).astype(np.float32)
+    image = np.zeros((len(SEQUENCES), *labels.shape), np.float32)
+    image[SEQUENCES.index("t1c")] = t1c
+    out = postprocess(regions, (1.0, 1.0, 1.0), image, brain[None])
+    assert out[15, 15, 15] == ET and out[45, 15, 15] == NCR
 
 
 def test_volumes_in_millilitres_follow_spacing() -> None:

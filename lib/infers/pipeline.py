@@ -109,7 +109,7 @@ class TumorSegmenter:
         seconds["infer"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        labels = postprocess(regions, (model.spacing_mm,) * 3)
+        labels = postprocess(regions, (model.spacing_mm,) * 3, data["image"], data["brain_mask"])
         label = restore_label(labels, data["geometry"], data.get("case_id"))
         volumes = label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
         seconds["postprocess"] = time.perf_counter() - t0

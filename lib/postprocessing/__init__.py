@@ -6,9 +6,10 @@ from .regions import (
     labels_to_regions,
     postprocess,
     regions_to_labels,
+    relabel_unenhancing,
     remove_coreless_lesions,
     remove_small_lesions,
 )
 
 __all__ = ["REGION_ORDER", "label_volumes_ml", "labels_to_regions", "postprocess", "regions_to_labels",
-           "remove_coreless_lesions", "remove_small_lesions"]
+           "relabel_unenhancing", "remove_coreless_lesions", "remove_small_lesions"]

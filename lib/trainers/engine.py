@@ -80,7 +80,8 @@ def validate(network: torch.nn.Module, cases: Sequence[PreparedCase], settings: 
     voxels), through the deployed postprocessing."""
     scores = []
     for case in cases:
-        labels = postprocess(predict_regions(network, case.image, settings), (spacing_mm,) * 3)
+        regions = predict_regions(network, case.image, settings)
+        labels = postprocess(regions, (spacing_mm,) * 3, case.image, case.brain_mask)
         scores.append(region_dice(labels, case.label[0]))
     return {name: float(np.mean([s[name] for s in scores])) for name in REGION_ORDER} if scores else {}
 
