@@ -167,14 +167,17 @@ def main(argv: list[str] | None = None) -> int:
                               "start": str(start), "base": base_summary,
                               "fold_selection": args.fold_selection,
                               "extra": [c["case_id"] for c in others if c["case_id"] not in args.val],
-                              "folds": []}
+                              # every fold is recorded before any is trained, so that a run
+                              # interrupted mid-fold resumes with all of them (summary None: not done)
+                              "folds": [{"held_out": held_out, "checkpoint": str(args.work / f"fold{i}" / "model.pt"),
+                                         "train_real": [c["case_id"] for c in real if c["case_id"] not in held_out],
+                                         "summary": None} for i, held_out in enumerate(folds)]}
+    write_json(folds_file, record)
     fold_val = args.val if args.fold_selection == "validation" else []
-    for i, held_out in enumerate(folds):
-        cases = [c for c in real if c["case_id"] not in held_out] + others
-        out = args.work / f"fold{i}" / "model.pt"
-        summary = train(args.work, f"fold{i}", cases, fold_val, out, f"{args.version}-fold{i}", start, cache, passed)
-        record["folds"].append({"held_out": held_out, "checkpoint": str(out), "train_real":
-                                [c["case_id"] for c in real if c["case_id"] not in held_out], "summary": summary})
+    for i, fold in enumerate(record["folds"]):
+        cases = [c for c in real if c["case_id"] not in fold["held_out"]] + others
+        fold["summary"] = train(args.work, f"fold{i}", cases, fold_val, Path(fold["checkpoint"]),
+                                f"{args.version}-fold{i}", start, cache, passed)
         write_json(folds_file, record)
     if args.final:
         out = args.work / "final" / "model.pt"
