@@ -25,6 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lib.atomic import write_json  # noqa: E402
 from lib.brats import ET, SEQUENCES, labelled_cases  # noqa: E402
 from lib.postprocessing import enhancing_fractions  # noqa: E402
 from lib.trainers.data import prepare_case  # noqa: E402
@@ -66,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, "cases with >= 1 mL ET:", json.dumps(summary), flush=True)
         report["groups"][name] = {"folder": folder, "summary": summary, "cases": rows}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
+        write_json(args.out, report)
     return 0
 
 
