@@ -133,10 +133,10 @@ def postprocess(regions: np.ndarray, spacing_mm: Sequence[float], image: np.ndar
     nested labels (:func:`regions_to_labels`), small-lesion cleanup, core-less lesions removed,
     then non-enhancing "enhancement" relabelled as core (:func:`relabel_unenhancing`).
     ``image``: the network's input (4, X, Y, Z), channels in :data:`lib.brats.SEQUENCES` order;
-    ``brain_mask``: (X, Y, Z) or (1, X, Y, Z). Training validates through the same function."""
+    ``brain_mask``: (1, X, Y, Z), as the preprocessing gives it. Training validates through the
+    same function."""
     labels = remove_coreless_lesions(remove_small_lesions(regions_to_labels(regions), spacing_mm))
-    mask = np.asarray(brain_mask)
-    return relabel_unenhancing(labels, np.asarray(image)[SEQUENCES.index("t1c")], mask[0] if mask.ndim == 4 else mask)
+    return relabel_unenhancing(labels, np.asarray(image)[SEQUENCES.index("t1c")], np.asarray(brain_mask)[0])
 
 
 def label_volumes_ml(labels: np.ndarray, spacing_mm: Sequence[float]) -> dict[str, float]:
