@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--final", type=Path, help="also train on every real case and publish here")
+    ap.add_argument("--final-first", action="store_true",
+                    help="train the final model before the folds (its held-out check can then run first)")
     ap.add_argument("--version", default="brats-segresnet-2mm", help="model version prefix")
     ap.add_argument("--base-options", help="btl-train options of a base run on the non-CV cases (quoted)")
     ap.add_argument("--fold-selection", choices=("validation", "last-epoch"), default="validation",
@@ -174,12 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "summary": None} for i, held_out in enumerate(folds)]}
     write_json(folds_file, record)
     fold_val = args.val if args.fold_selection == "validation" else []
-    for i, fold in enumerate(record["folds"]):
-        cases = [c for c in real if c["case_id"] not in fold["held_out"]] + others
-        fold["summary"] = train(args.work, f"fold{i}", cases, fold_val, Path(fold["checkpoint"]),
-                                f"{args.version}-fold{i}", start, cache, passed)
-        write_json(folds_file, record)
-    if args.final:
+
+    def train_final() -> None:
         out = args.work / "final" / "model.pt"
         summary = train(args.work, "final", real + others, fold_val, out,
                         f"{args.version}-{time.strftime('%Y.%m.%d')}", start, cache, passed)
@@ -187,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         record["final"] = {"checkpoint": str(args.final), "train_real": [c["case_id"] for c in real],
                            "summary": summary}
         write_json(folds_file, record)
+
+    if args.final and args.final_first:
+        train_final()
+    for i, fold in enumerate(record["folds"]):
+        cases = [c for c in real if c["case_id"] not in fold["held_out"]] + others
+        fold["summary"] = train(args.work, f"fold{i}", cases, fold_val, Path(fold["checkpoint"]),
+                                f"{args.version}-fold{i}", start, cache, passed)
+        write_json(folds_file, record)
+    if args.final and not args.final_first:
+        train_final()
     print(json.dumps({f"fold{i}": f["summary"].get("best_dice") for i, f in enumerate(record["folds"])}, indent=1))
     return 0
 
