@@ -23,6 +23,11 @@ base run sees (a large generated set for pretraining, while the fine-tunes keep 
 share of the patches). The base sees no held-out case, so the figures stay
 out-of-fold, and the long part of the training is done once.
 
+``--interpolate W`` pulls each fine-tuned model back toward ``--init-from`` in weight space
+(``W * fine-tuned + (1 - W) * init-from``: robust fine-tuning, Wortsman et al. 2022), so a model
+adapted to the real cases keeps what ``--init-from`` knew of the generated ones; the folds'
+interpolated models are listed in ``folds-wise<W>.json`` for ``evaluate_model.py --folds``.
+
 Every step resumes: a fold whose model exists is skipped, and an interrupted ``btl-train``
 continues from its saved state. Options after ``--`` go to ``btl-train``.
 
@@ -53,6 +58,7 @@ sys.path.insert(0, str(REPO))
 
 from lib.atomic import write_json  # noqa: E402
 from lib.brats import labelled_cases  # noqa: E402
+from lib.model.checkpoint import interpolate_checkpoints  # noqa: E402
 from lib.trainers.split import TRAIN, VALIDATION  # noqa: E402
 
 
@@ -130,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--final", type=Path, help="also train on every real case and publish here")
     ap.add_argument("--final-first", action="store_true",
                     help="train the final model before the folds (its held-out check can then run first)")
+    ap.add_argument("--interpolate", type=float, metavar="W",
+                    help="also pull every fold and the final model toward --init-from: W * fine-tuned + (1 - W) * "
+                         "init-from (folds-wise<W>.json lists the fold models; the final one is published)")
     ap.add_argument("--version", default="brats-segresnet-2mm", help="model version prefix")
     ap.add_argument("--base-options", help="btl-train options of a base run on the non-CV cases (quoted)")
     ap.add_argument("--fold-selection", choices=("validation", "last-epoch"), default="validation",
@@ -177,13 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     write_json(folds_file, record)
     fold_val = args.val if args.fold_selection == "validation" else []
 
+    def interpolated(fine_tuned: Path) -> Path:
+        """The fine-tuned model pulled toward ``--init-from`` (``--interpolate``), or itself."""
+        if args.interpolate is None:
+            return fine_tuned
+        out = fine_tuned.with_name(f"{fine_tuned.stem}.wise{args.interpolate:g}.pt")
+        return interpolate_checkpoints(args.init_from, fine_tuned, args.interpolate, out)
+
     def train_final() -> None:
         out = args.work / "final" / "model.pt"
         summary = train(args.work, "final", real + others, fold_val, out,
                         f"{args.version}-{time.strftime('%Y.%m.%d')}", start, cache, passed)
-        shutil.copyfile(out, args.final)
+        shutil.copyfile(interpolated(out), args.final)
         record["final"] = {"checkpoint": str(args.final), "train_real": [c["case_id"] for c in real],
-                           "summary": summary}
+                           "summary": summary, "interpolate": args.interpolate}
         write_json(folds_file, record)
 
     if args.final and args.final_first:
@@ -193,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         fold["summary"] = train(args.work, f"fold{i}", cases, fold_val, Path(fold["checkpoint"]),
                                 f"{args.version}-fold{i}", start, cache, passed)
         write_json(folds_file, record)
+    if args.interpolate is not None:
+        write_json(args.work / f"folds-wise{args.interpolate:g}.json", {
+            **record, "interpolate": {"with": str(args.init_from), "fine_tuned_weight": args.interpolate},
+            "folds": [{**fold, "checkpoint": str(interpolated(Path(fold["checkpoint"])))} for fold in record["folds"]]})
     if args.final and not args.final_first:
         train_final()
     print(json.dumps({f"fold{i}": f["summary"].get("best_dice") for i, f in enumerate(record["folds"])}, indent=1))

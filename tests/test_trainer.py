@@ -13,7 +13,7 @@ import torch
 
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import NetworkSpec, build_network, load_checkpoint, save_checkpoint
-from lib.model.checkpoint import read_checkpoint_n4
+from lib.model.checkpoint import interpolate_checkpoints, read_checkpoint_n4
 from lib.trainers.config import TrainConfig
 from lib.trainers.data import prepare_case
 from lib.trainers.engine import TrainResult
@@ -94,6 +94,40 @@ def test_a_run_with_n4_trains_on_corrected_cases_and_serves_them_corrected(cases
     uncorrected = prepare_case(cases[0], tmp_path / "cache", model.spacing_mm)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4  # cached apart from the corrected one
     assert not np.allclose(corrected.image, uncorrected.image, rtol=1e-3)
+
+
+def test_interpolated_weights_lie_between_the_two_models_and_record_both(tmp_path):
+    spec = NetworkSpec(init_filters=8)
+    torch.manual_seed(0)
+    pretrained = save_checkpoint(tmp_path / "pre.pt", build_network(spec), spec, version="pre", landmarks=None,
+                                 roi_size=(64, 64, 64), spacing_mm=2.0, n4=False)
+    tuned = save_checkpoint(tmp_path / "tuned.pt", build_network(spec), spec, version="tuned", landmarks=None,
+                            roi_size=(64, 64, 64), spacing_mm=2.0, n4=False, training={"epoch": 12})
+    out = interpolate_checkpoints(pretrained, tuned, 0.25, tmp_path / "mix.pt")
+    a, b, mix = (load_checkpoint(p) for p in (pretrained, tuned, out))
+    name = "convInit.conv.weight"
+    expected = 0.25 * b.network.state_dict()[name] + 0.75 * a.network.state_dict()[name]
+    assert torch.allclose(mix.network.state_dict()[name], expected, atol=1e-3)  # float16 storage
+    assert not torch.allclose(expected, a.network.state_dict()[name], atol=1e-3)
+    assert mix.version == "tuned-wise0.25" and mix.training["epoch"] == 12
+    assert mix.training["interpolation"] == {"pretrained": "pre", "fine_tuned": "tuned", "fine_tuned_weight": 0.25}
+
+
+def test_models_of_other_shapes_or_preprocessing_are_not_interpolated(tmp_path):
+    small, wide = NetworkSpec(init_filters=8), NetworkSpec(init_filters=16)
+    a = save_checkpoint(tmp_path / "a.pt", build_network(small), small, version="a", landmarks=None,
+                        roi_size=(64, 64, 64), spacing_mm=2.0, n4=False)
+    b = save_checkpoint(tmp_path / "b.pt", build_network(wide), wide, version="b", landmarks=None,
+                        roi_size=(64, 64, 64), spacing_mm=2.0, n4=False)
+    c = save_checkpoint(tmp_path / "c.pt", build_network(small), small, version="c", landmarks=None,
+                        roi_size=(64, 64, 64), spacing_mm=1.0, n4=False)
+    with pytest.raises(ValueError, match="differ in spec"):
+        interpolate_checkpoints(a, b, 0.5, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="differ in spacing_mm"):
+        interpolate_checkpoints(a, c, 0.5, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        interpolate_checkpoints(a, a, 1.5, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):

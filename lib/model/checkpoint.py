@@ -108,3 +108,38 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                       spacing_mm=float(payload.get("spacing_mm", 1.0)),  # files from before it was recorded: 1 mm
                       n4=bool(payload.get("n4", False)),  # files from before N4 was an option: without
                       training=dict(payload.get("training") or {}), path=path)
+
+
+def interpolate_checkpoints(pretrained: str | Path, fine_tuned: str | Path, fine_tuned_weight: float,
+                            out: str | Path) -> Path:
+    """Write the weight-space interpolation ``w * fine_tuned + (1 - w) * pretrained`` at ``out``
+    (``w`` = ``fine_tuned_weight`` in [0, 1]): the fine-tuned model pulled back toward the model it
+    was fine-tuned from, which keeps more of what that model knew about its own data (robust
+    fine-tuning by weight-space ensembling, Wortsman et al., CVPR 2022).
+
+    Both files must hold the same network (spec), working resolution, window and N4 setting;
+    the result keeps the fine-tuned model's preprocessing (its Nyúl landmarks) and records
+    both versions and the weight in its training record. Raises ``ValueError`` otherwise."""
+    if not 0.0 <= fine_tuned_weight <= 1.0:
+        raise ValueError(f"fine_tuned_weight must be in [0, 1], got {fine_tuned_weight}")
+    base, tuned = _payload(Path(pretrained)), _payload(Path(fine_tuned))
+    for key, default in (("spec", None), ("roi_size", None), ("spacing_mm", 1.0), ("n4", False)):
+        if base.get(key, default) != tuned.get(key, default):
+            raise ValueError(f"{pretrained} and {fine_tuned} differ in {key}: "
+                             f"{base.get(key, default)} != {tuned.get(key, default)}")
+    if base["state_dict"].keys() != tuned["state_dict"].keys():
+        raise ValueError(f"{pretrained} and {fine_tuned} hold different weights")
+    spec = NetworkSpec.from_dict(tuned["spec"])
+    network = build_network(spec)
+    w = float(fine_tuned_weight)
+    network.load_state_dict({
+        k: (w * v.float() + (1.0 - w) * base["state_dict"][k].float()) if v.is_floating_point() else v
+        for k, v in tuned["state_dict"].items()})
+    landmarks = NyulLandmarks.from_dict(tuned["landmarks"]) if tuned.get("landmarks") else None
+    training = {**dict(tuned.get("training") or {}),
+                "interpolation": {"pretrained": str(base["version"]), "fine_tuned": str(tuned["version"]),
+                                  "fine_tuned_weight": w}}
+    return save_checkpoint(out, network, spec, version=f"{tuned['version']}-wise{w:g}", landmarks=landmarks,
+                           roi_size=tuple(int(v) for v in tuned["roi_size"]),  # type: ignore[arg-type]
+                           spacing_mm=float(tuned["spacing_mm"]), n4=bool(tuned.get("n4", False)),
+                           training=training)
