@@ -8,7 +8,9 @@ folds' real cases plus the ``--extra`` real cases and the ``--synthetic`` genera
 epoch is chosen on a fixed validation set that is never a cross-validation case (``--val``
 cases from the extra and generated ones). Each real case is then scored by the model of the
 fold that did not train on it (``bench/evaluate_model.py --folds``): out-of-fold figures.
-``--final`` trains the shipped model the same way on every real case and copies it there.
+``--final`` trains the shipped model the same way on every real case and copies it there
+(after the folds, or before them with ``--final-first``, so that its check on the generated
+held-out cases, which decides whether it may ship, can come first).
 
 ``--fold-selection last-epoch``: the fold and final runs have no validation set and keep their
 last epoch (a schedule fixed in advance, so nothing is selected at all, and the ``--val`` cases
