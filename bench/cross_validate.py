@@ -27,8 +27,10 @@ out-of-fold, and the long part of the training is done once.
 
 ``--interpolate W`` pulls each fine-tuned model back toward ``--init-from`` in weight space
 (``W * fine-tuned + (1 - W) * init-from``: robust fine-tuning, Wortsman et al. 2022), so a model
-adapted to the real cases keeps what ``--init-from`` knew of the generated ones; the folds'
-interpolated models are listed in ``folds-wise<W>.json`` for ``evaluate_model.py --folds``.
+adapted to the real cases keeps what ``--init-from`` knew of the generated ones. With a base run
+the pull is still toward ``--init-from``, past the base: the model the recipe started from.
+The folds' interpolated models are listed in ``folds-wise<W>.json`` for ``evaluate_model.py
+--folds``; the final one is what ``--final`` receives.
 
 Every step resumes: a fold whose model exists is skipped, and an interrupted ``btl-train``
 continues from its saved state. Options after ``--`` go to ``btl-train``.
@@ -58,7 +60,7 @@ import SimpleITK as sitk
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib.atomic import write_json  # noqa: E402
+from lib.atomic import atomic_path, write_json  # noqa: E402
 from lib.brats import labelled_cases  # noqa: E402
 from lib.model.checkpoint import interpolate_checkpoints  # noqa: E402
 from lib.trainers.split import TRAIN, VALIDATION  # noqa: E402
@@ -147,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="how fold and final runs pick their epoch: best on --val, or the last one")
     args = ap.parse_args(own)
 
+    if args.final_first and not args.final:
+        ap.error("--final-first needs --final")
+    if args.final and args.final.resolve() == args.init_from.resolve():
+        ap.error("--final may not be --init-from: the folds would start from a model trained on every real case")
+    if args.interpolate is not None and not 0.0 <= args.interpolate <= 1.0:
+        ap.error(f"--interpolate must be in [0, 1], got {args.interpolate}")
     real = labelled_cases(args.real)
     others = [c for folder in (*args.extra, *args.synthetic) for c in labelled_cases(folder)]
     if set(args.val) & {c["case_id"] for c in real}:
@@ -199,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.work / "final" / "model.pt"
         summary = train(args.work, "final", real + others, fold_val, out,
                         f"{args.version}-{time.strftime('%Y.%m.%d')}", start, cache, passed)
-        shutil.copyfile(interpolated(out), args.final)
+        with atomic_path(args.final, suffix=".pt") as tmp:
+            shutil.copyfile(interpolated(out), tmp)
         record["final"] = {"checkpoint": str(args.final), "train_real": [c["case_id"] for c in real],
                            "summary": summary, "interpolate": args.interpolate}
         write_json(folds_file, record)

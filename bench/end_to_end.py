@@ -38,6 +38,17 @@ STAGES = ("load_preprocess", "infer", "postprocess", "save")
 BUNDLED = REPO / "monailabel_app" / "model" / "brats_segresnet.pt"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _peak_mb() -> float:
     """This process's peak resident memory. VmHWM belongs to the process image; ru_maxrss would
     also carry the peak of the parent that forked it (Linux keeps it across exec)."""
@@ -145,11 +156,14 @@ def main() -> int:
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     import torch
 
+    from lib.model.predict import cpu_has_native_bf16
+
     ours, ref = (sum(results[n]["times_s"].values()) for n in ("ours", "reference"))
     peak = {n: max(results[n]["peak_rss_mb"].values()) for n in results}
     report = {"case": str(args.case or f"generated seed {args.seed} (1 mm, 240x240x155)"),
-              "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+              "machine": f"{cpu_model()}, {torch.get_num_threads()} threads, "
+                         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
+                         f"native bfloat16: {'yes' if cpu_has_native_bf16() else 'no'}",
               "results": results, "total_s": {"ours": ours, "reference": ref},
               "peak_rss_mb": peak, "time_ratio_reference_over_ours": ref / ours,
               "memory_ratio_reference_over_ours": peak["reference"] / peak["ours"]}

@@ -18,12 +18,15 @@ Nothing here is stored in the repository; a fresh machine gets it back with this
 - ``synth6v2``: 6 generated cases of the calibrated generator (``--seed 1000 --style brats``).
 - ``synth-old6``: 6 generated cases of the generator before its contrast was calibrated
   (commit ``e369eb2``, ``--seed 1200 --style mixed --domain-randomization 0.2``): the kind of
-  cases the bundled model was trained on.
+  cases the generated-only model bundled until 2026-12-01 was trained on.
 - ``heldout``: the 8 generated held-out cases the issue's "not worse than today" figures come
-  from (the same old generator, ``--seed 9000 --style mixed``); the bundled model scores them
-  exactly as the model card's table says, which checks they are the same cases.
+  from (the same old generator, ``--seed 9000 --style mixed``). The generated-only model scores
+  them as the model card's table says (same means, every case within 0.01), which checks they
+  are the same cases; the old generator runs with today's ``lib`` (resampling, file I/O), so
+  bit-for-bit identity is not guaranteed.
 
-Folders already complete are kept.
+Cases already present are kept (synthbrats skips them; a real or extra case is extracted again
+unless all five of its files are there).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ EXTRA_COMMIT = "42cda61b2e37b01722f518e71770de3b38683c84"
 EXTRA_CASES = ("00000", "00002", "00014", "00019", "00024", "00031")  # 00006 is reserved
 # BraTS 2021 file suffixes -> this project's (BraTS 2023) sequence names
 SUFFIXES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}
-# the generator before its tumor contrast was calibrated on real cases (commit 91ccd62)
+# the last commit of the generator before its tumor contrast was calibrated on real cases
+# (the calibration is commit 91ccd62)
 OLD_GENERATOR_COMMIT = "e369eb2"
 CALIBRATED = ("synth6v2", ["--cases", "6", "--seed", "1000", "--style", "brats"])
 OLD_GENERATED = {
@@ -79,7 +83,12 @@ def extract_extra(git_dir: Path, out: Path) -> None:
 
 
 def complete(folder: Path, cases: int) -> bool:
-    return folder.is_dir() and len([p for p in folder.iterdir() if p.is_dir()]) >= cases
+    """``cases`` case folders, each with its four sequences and label (an interrupted extraction
+    leaves a folder with fewer)."""
+    if not folder.is_dir():
+        return False
+    full = [p for p in folder.iterdir() if p.is_dir() and len(list(p.glob("*.nii.gz"))) == len(SUFFIXES)]
+    return len(full) >= cases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", OLD_GENERATOR_COMMIT, "sample-data/synthbrats"],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-        env = {**os.environ, "PYTHONPATH": str(Path(old) / "sample-data")}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(Path(old) / "sample-data"), os.environ.get("PYTHONPATH", "")) if p)}
         for name, options in OLD_GENERATED.items():
             subprocess.run([*synthbrats, *options, "--out", str(args.out / name)], check=True, env=env)
     print(f"data ready in {args.out}: " + ", ".join(sorted(p.name for p in args.out.iterdir() if p.is_dir())))

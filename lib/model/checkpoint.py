@@ -118,8 +118,10 @@ def interpolate_checkpoints(pretrained: str | Path, fine_tuned: str | Path, fine
     fine-tuning by weight-space ensembling, Wortsman et al., CVPR 2022).
 
     Both files must hold the same network (spec), working resolution, window and N4 setting;
-    the result keeps the fine-tuned model's preprocessing (its Nyúl landmarks) and records
-    both versions and the weight in its training record. Raises ``ValueError`` otherwise."""
+    the result keeps the fine-tuned model's preprocessing (its Nyúl landmarks: a fine-tune
+    inherits its init's, so both models saw the same normalisation; the landmarks are not
+    compared) and records both versions and the weight in its training record. Raises
+    ``ValueError`` otherwise."""
     if not 0.0 <= fine_tuned_weight <= 1.0:
         raise ValueError(f"fine_tuned_weight must be in [0, 1], got {fine_tuned_weight}")
     base, tuned = _payload(Path(pretrained)), _payload(Path(fine_tuned))
@@ -141,5 +143,5 @@ def interpolate_checkpoints(pretrained: str | Path, fine_tuned: str | Path, fine
                                   "fine_tuned_weight": w}}
     return save_checkpoint(out, network, spec, version=f"{tuned['version']}-wise{w:g}", landmarks=landmarks,
                            roi_size=tuple(int(v) for v in tuned["roi_size"]),  # type: ignore[arg-type]
-                           spacing_mm=float(tuned["spacing_mm"]), n4=bool(tuned.get("n4", False)),
+                           spacing_mm=float(tuned.get("spacing_mm", 1.0)), n4=bool(tuned.get("n4", False)),
                            training=training)
