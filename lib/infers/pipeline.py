@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import SimpleITK as sitk
 
 from lib.errors import ModelUnavailableError
 from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
 from lib.postprocessing import label_volumes_ml, postprocess
 from lib.transforms import restore_label
+from lib.transforms.quality import DROPOUT_NOTE_FRACTION
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,11 @@ class TumorSegmenter:
         moved = [s for s, r in registration.items() if r is not None]
         if moved:
             notes.append(f"co-registered to t1c: {', '.join(moved)}")
+        brain_ml = float(np.count_nonzero(data["brain_mask"])) * model.spacing_mm ** 3 / 1000.0
+        for sequence, share in (data.get("signal_dropout") or {}).items():
+            if share > DROPOUT_NOTE_FRACTION:
+                notes.append(f"{sequence} has almost no signal over {100 * share:.1f} % of the brain "
+                             f"({share * brain_ml:.0f} mL): the segmentation there is unreliable; check that series")
         return SegmentationResult(label=label, volumes_ml=volumes, model_version=model.version,
                                   device=str(select_device(self.settings.device)),
                                   seconds={k: round(v, 3) for k, v in seconds.items()}, notes=notes)

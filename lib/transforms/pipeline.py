@@ -15,6 +15,7 @@ from .brainmask import BrainMaskd, CropToMaskd
 from .geometry import CoRegisterd, ReorientToRASd, ResampleToRASGridd, StackSequencesd
 from .harmonization import N4BiasCorrectiond, NyulLandmarks, NyulStandardized, ZScoreNormalized
 from .io import LoadCased
+from .quality import SignalDropoutd
 
 
 def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, n4: bool = False,
@@ -29,7 +30,8 @@ def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, 
     Steps: load + validate -> reorient (RAS, no interpolation) -> rigid co-registration
     onto t1c where grids differ -> one resampling onto a ``spacing`` mm RAS grid covering
     t1c (labels: one-hot linear + argmax) -> stack -> brain mask -> crop (+``crop_margin``)
-    -> [N4 if ``n4``] -> [Nyúl if ``landmarks``] -> [z-score if ``normalize``].
+    -> signal-dropout measurement -> [N4 if ``n4``] -> [Nyúl if ``landmarks``] -> [z-score if
+    ``normalize``].
 
     ``with_label``: True = a label is required (training), False = ignored (inference),
     "auto" = loaded if present. ``normalize=False`` and ``landmarks=None`` give the
@@ -38,7 +40,8 @@ def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, 
     Output dict: ``image`` float32 (4, X, Y, Z), channels t1n, t1c, t2w, t2f, RAS, ``spacing`` mm;
     ``label`` uint8 (1, X, Y, Z) when loaded; ``brain_mask`` uint8 (1, X, Y, Z);
     ``geometry`` (:class:`CaseGeometry`, for :func:`restore_label`); ``case_id``;
-    ``skull_stripped``; ``source_files``; ``registration`` (per-sequence results or None).
+    ``skull_stripped``; ``source_files``; ``registration`` (per-sequence results or None);
+    ``signal_dropout`` (:class:`lib.transforms.quality.SignalDropoutd`).
     """
     label_mode: Literal["required", "never", "auto"] = \
         "required" if with_label is True else "never" if with_label is False else "auto"
@@ -50,6 +53,7 @@ def build_preprocessing(*, landmarks: NyulLandmarks | str | Path | None = None, 
         StackSequencesd(SEQUENCES, "image", ("label",)),
         BrainMaskd("image", "brain_mask", method=mask_method),
         CropToMaskd(("image", "label", "brain_mask"), "brain_mask", margin=crop_margin),
+        SignalDropoutd(spacing, "image", "brain_mask"),
     ]
     if n4:
         transforms.append(N4BiasCorrectiond("image", "brain_mask"))

@@ -453,6 +453,9 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentEditorWidget.setSourceVolumeNode(reference)
         self.segmentedAt, self.modelVersion = time.time(), result.model_version
         self.showVolumes(result.volumes_ml)
+        # the server's notes (registration done, a series without signal, ...) are for the reader
+        self.ui.statusLabel.text = " ".join([f"Segmented by {result.model_version}.",
+                                             *(f"Note: {note}." for note in result.notes)])
 
     def showVolumes(self, volumes: dict[str, float]) -> None:
         table = self.ui.volumesTable
