@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.brats import ED, ET, NCR, SEQUENCES
-from lib.trainers.augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandTissueShiftd
+from lib.trainers.augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandSignalDropoutd, RandTissueShiftd
 from lib.trainers.data import training_augmentation
 
 T1C, T2W = SEQUENCES.index("t1c"), SEQUENCES.index("t2w")
@@ -82,7 +82,8 @@ def test_non_enhancing_core_leaves_a_patch_without_enhancement_alone() -> None:
 def test_augmentations_keep_a_meta_tensor_and_are_reproducible_by_seed() -> None:
     runs = []
     for _ in range(2):
-        augment = training_augmentation((32, 32, 32), samples_per_case=2, non_enhancing_prob=0.0)
+        augment = training_augmentation((32, 32, 32), samples_per_case=2, non_enhancing_prob=0.0,
+                                        signal_dropout_prob=0.0)
         augment.set_random_state(seed=7)
         runs.append(augment(patch()))
     for first, second in zip(*runs, strict=True):
@@ -97,3 +98,27 @@ def test_invalid_settings_are_refused() -> None:
         RandEnhancingDecoysd(max_decoys=0)
     with pytest.raises(ValueError, match="texture"):
         RandNonEnhancingCored(texture=1.5)
+
+
+def test_signal_dropout_blacks_one_sequence_over_a_slab_and_keeps_the_label() -> None:
+    data = patch()
+    dropout = RandSignalDropoutd(prob=1.0, thickness_vox=(6, 6))
+    dropout.set_random_state(seed=3)
+    out = dropout(data)
+    changed = np.asarray(out["image"]) != data["image"]
+    channels = [c for c in range(4) if changed[c].any()]
+    assert len(channels) == 1  # one sequence only
+    c = channels[0]
+    brain = data["brain_mask"][0] > 0
+    black = data["image"][c][brain].min()
+    assert np.all(np.asarray(out["image"])[c][changed[c]] == black)
+    # a 6-voxel slab at one face: the changed voxels lie within 6 of one face of the patch
+    idx = np.argwhere(changed[c])
+    spans = [(idx[:, a].min(), idx[:, a].max()) for a in range(3)]
+    assert any(lo == 0 and hi <= 5 or lo >= SHAPE[a] - 6 and hi == SHAPE[a] - 1 for a, (lo, hi) in enumerate(spans))
+    assert np.array_equal(out["label"], data["label"])
+
+
+def test_signal_dropout_rejects_a_thickness_range_that_is_not_one() -> None:
+    with pytest.raises(ValueError, match="thickness_vox"):
+        RandSignalDropoutd(thickness_vox=(8, 4))

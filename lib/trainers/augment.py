@@ -17,7 +17,12 @@ training patches that are already z-scored over the brain (values in brain stand
   30 to 120 mL of it in each; with this transform at 0.25 (and N4, in the same run: cv4) that
   fell to 6-76 mL, still far from none, while whole tumor and core got worse.
 
-Both expect ``image`` (C, X, Y, Z) with channels in ``lib.brats.SEQUENCES`` order and ``label``
+- :class:`RandSignalDropoutd` blacks out one sequence over a slab of the patch, as a failed coil
+  element or a partial acquisition does (BraTS2021-01482's T1: half of its false tumor lies
+  there; ``lib/transforms/quality.py``), and keeps the label, so tissue that is black on one
+  sequence is judged by the others (off by default: ``TrainConfig.signal_dropout_prob``).
+
+All expect ``image`` (C, X, Y, Z) with channels in ``lib.brats.SEQUENCES`` order and ``label``
 (1, X, Y, Z) with BraTS values (0 background, 1 NCR, 2 ED, 3 ET); numpy arrays or tensors.
 """
 
@@ -174,4 +179,37 @@ class RandNonEnhancingCored(RandomizableTransform, MapTransform):
         label[0][enhancing] = NCR
         d[self.image_key] = _like(image, d[self.image_key])
         d[self.label_key] = _like(label, d[self.label_key])
+        return d
+
+
+class RandSignalDropoutd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, black out one randomly chosen sequence over a slab of the
+    patch: the voxels within ``thickness_vox`` (drawn in that range) of one randomly chosen face
+    of the patch get that channel's lowest value inside ``brain_key`` in the patch (its "no
+    signal" level once z-scored), everywhere else and every other channel unchanged. The label
+    is kept: the tissue is still what it was, only one sequence does not show it."""
+
+    def __init__(self, image_key: str = "image", brain_key: str = "brain_mask", prob: float = 0.2,
+                 thickness_vox: tuple[int, int] = (4, 16)) -> None:
+        MapTransform.__init__(self, (image_key, brain_key))
+        RandomizableTransform.__init__(self, prob)
+        if not 1 <= thickness_vox[0] <= thickness_vox[1]:
+            raise ValueError(f"thickness_vox must be (low, high) with 1 <= low <= high, got {thickness_vox}")
+        self.image_key, self.brain_key, self.thickness_vox = image_key, brain_key, thickness_vox
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        image = _as_numpy(d[self.image_key]).copy()
+        brain = _as_numpy(d[self.brain_key])[0] > 0
+        channel = int(self.R.randint(image.shape[0]))
+        axis, from_start = int(self.R.randint(3)), bool(self.R.randint(2))
+        thickness = min(int(self.R.randint(self.thickness_vox[0], self.thickness_vox[1] + 1)), image.shape[axis + 1])
+        slab = [slice(None)] * 3
+        slab[axis] = slice(0, thickness) if from_start else slice(image.shape[axis + 1] - thickness, None)
+        black = float(image[channel][brain].min()) if brain.any() else float(image[channel].min())
+        image[channel][tuple(slab)] = black
+        d[self.image_key] = _like(image, d[self.image_key])
         return d

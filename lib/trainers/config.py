@@ -51,6 +51,8 @@ class TrainConfig:
                                     "(unset: as the checkpoint fine-tuned, else off)")
     non_enhancing_prob: float = _option(0.0, "share of training patches whose enhancing tumor is made non-enhancing "
                                              "(lib/trainers/augment.py; 0: off)")
+    signal_dropout_prob: float = _option(0.0, "share of training patches with one sequence blacked out over a "
+                                              "slab (lib/trainers/augment.py; 0: off)")
     learning_rate: float = _option(2e-3, "AdamW learning rate of a run from scratch (cosine decay)")
     fine_tune_learning_rate: float = _option(5e-4, "learning rate when fine-tuning (init_from)")
     weight_decay: float = _option(1e-5, "AdamW weight decay")
@@ -81,9 +83,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value <= 0):
                 raise InputError(f"train option '{name}' must be positive or unset, got {value!r}")
-        if not 0.0 <= self.non_enhancing_prob <= 1.0:
-            raise InputError("train option 'non_enhancing_prob' must be between 0 and 1, "
-                             f"got {self.non_enhancing_prob!r}")
+        for name in ("non_enhancing_prob", "signal_dropout_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"train option '{name}' must be between 0 and 1, got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"train option 'val_fraction' must be between 0 and 1, got {self.val_fraction!r}")
         if self.max_epochs > MAX_EPOCHS:

@@ -36,7 +36,7 @@ from lib.postprocessing import labels_to_regions
 from lib.transforms import NyulLandmarks, build_preprocessing, zscore
 from lib.transforms.io import find_case_files
 
-from .augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandTissueShiftd
+from .augment import RandEnhancingDecoysd, RandNonEnhancingCored, RandSignalDropoutd, RandTissueShiftd
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def normalize_case(case: PreparedCase, landmarks: NyulLandmarks | None) -> Prepa
 
 
 def training_augmentation(roi_size: Sequence[int], samples_per_case: int, *,
-                          non_enhancing_prob: float) -> Compose:
+                          non_enhancing_prob: float, signal_dropout_prob: float) -> Compose:
     """Patch sampling and augmentation for region training.
 
     Input dict: ``image`` (4, X, Y, Z) z-scored, ``label`` (1, X, Y, Z) uint8, ``brain_mask``.
@@ -106,7 +106,8 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int, *,
     augmentation (:mod:`lib.trainers.augment`) shifts the T1c of edema and core and adds
     T1c-bright decoys in normal brain, so T1c brightness alone never means tumor; with
     ``non_enhancing_prob`` > 0 it also turns enhancing tumor into non-enhancing core in that
-    share of the patches. Intensity
+    share of the patches, and with ``signal_dropout_prob`` > 0 it blacks out one sequence over a
+    slab of that share of the patches. Intensity
     augmentation imitates other scanners (bias field, gamma, scale, shift, noise, blur,
     thick slices); spatial augmentation is flips and small rotations and scalings.
     """
@@ -118,6 +119,7 @@ def training_augmentation(roi_size: Sequence[int], samples_per_case: int, *,
         RandNonEnhancingCored(prob=non_enhancing_prob),
         RandTissueShiftd(prob=0.3),
         RandEnhancingDecoysd(prob=0.3),
+        RandSignalDropoutd(prob=signal_dropout_prob),
         RandAffined(("image", "label"), prob=0.25, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.1, 0.1, 0.1),
                     mode=("bilinear", "nearest"), padding_mode="zeros"),
         RandFlipd(("image", "label"), prob=0.5, spatial_axis=0),
@@ -141,9 +143,10 @@ class PatchDataset(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, cases: Sequence[PreparedCase], roi_size: Sequence[int], seed: int, *,
-                 samples_per_case: int, non_enhancing_prob: float) -> None:
+                 samples_per_case: int, non_enhancing_prob: float, signal_dropout_prob: float) -> None:
         self.cases, self.seed = list(cases), seed
-        self.augment = training_augmentation(roi_size, samples_per_case, non_enhancing_prob=non_enhancing_prob)
+        self.augment = training_augmentation(roi_size, samples_per_case, non_enhancing_prob=non_enhancing_prob,
+                                             signal_dropout_prob=signal_dropout_prob)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()

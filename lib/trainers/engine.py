@@ -184,7 +184,8 @@ def _set_up(rank: int, world_size: int, train_cases: list[PreparedCase], val_cas
     steps = config.steps_per_epoch or max(1, math.ceil(len(train_norm) * config.samples_per_case / config.batch_size))
     steps = max(1, steps // world_size)
     patches = PatchDataset(train_norm, (config.roi_size,) * 3, seed=config.seed + 7919 * rank,
-                           samples_per_case=config.samples_per_case, non_enhancing_prob=config.non_enhancing_prob)
+                           samples_per_case=config.samples_per_case, non_enhancing_prob=config.non_enhancing_prob,
+                           signal_dropout_prob=config.signal_dropout_prob)
     loader = torch.utils.data.DataLoader(patches, batch_size=config.batch_size, num_workers=config.num_workers,
                                          persistent_workers=config.num_workers > 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.effective_learning_rate,
