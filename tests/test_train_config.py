@@ -10,6 +10,7 @@ import pytest
 
 from lib.errors import InputError
 from lib.model.registry import ModelRegistry
+from lib.trainers.cli import main as btl_train
 from lib.trainers.config import REQUEST_KEYS, TrainConfig
 from lib.trainers.task import BrainTumorTraining
 
@@ -43,13 +44,21 @@ def test_a_bad_request_is_refused_with_the_option_named(request_):
         TrainConfig.from_request(request_)
 
 
+@pytest.mark.parametrize("option", ["non_enhancing_prob", "signal_dropout_prob"])
 @pytest.mark.parametrize("share", [-0.1, 1.5])
-def test_a_share_of_non_enhancing_patches_outside_0_1_is_refused(share):
-    with pytest.raises(InputError, match="non_enhancing_prob"):
-        TrainConfig(non_enhancing_prob=share)
+def test_a_share_of_augmented_patches_outside_0_1_is_refused(option, share):
+    with pytest.raises(InputError, match=option):
+        TrainConfig(**{option: share})
 
 
 def test_fine_tuning_uses_its_own_learning_rate():
     config = TrainConfig(learning_rate=1e-3, fine_tune_learning_rate=1e-4)
     assert config.effective_learning_rate == 1e-3
     assert config.replace(init_from="model.pt").effective_learning_rate == 1e-4
+
+
+def test_btl_train_names_a_cases_folder_that_does_not_exist(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        btl_train(["--cases", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt"), "--version", "v"])
+    assert exit_info.value.code == 2
+    assert "no such folder" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()

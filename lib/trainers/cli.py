@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    missing = [str(folder) for folder in args.cases if not folder.is_dir()]
+    if missing:
+        ap.error(f"--cases: no such folder: {', '.join(missing)}")
     cases = [case for folder in args.cases for case in labelled_cases(folder)]
     if not cases:
         print(f"no labelled cases in {', '.join(map(str, args.cases))}", file=sys.stderr)
