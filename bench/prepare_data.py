@@ -13,8 +13,8 @@ Nothing here is stored in the repository; a fresh machine gets it back with this
   SHA256-checked), labels 4 -> 3. They are cross-validated, never a base or validation case.
 - ``extra``: six more BraTS 2021 training cases, MIT-licensed copies in
   ``indigoYoshimaru/3d-brain-thesis`` @ 42cda61b (``app/data/sample/``), labels 4 -> 3.
-  ``BraTS2021_00006`` of that folder is left out: that patient is reserved for independent
-  evaluation (``../shared/real-labelled/README.md``).
+  Only these six are read: the folder's other case is reserved for independent evaluation
+  (``../shared/real-labelled/README.md``) and is never extracted.
 - ``synth6v2``: 6 generated cases of the calibrated generator (``--seed 1000 --style brats``).
 - ``synth-old6``: 6 generated cases of the generator before its contrast was calibrated
   (commit ``e369eb2``, ``--seed 1200 --style mixed --domain-randomization 0.2``): the kind of
@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 EXTRA_COMMIT = "42cda61b2e37b01722f518e71770de3b38683c84"
-EXTRA_CASES = ("00000", "00002", "00014", "00019", "00024", "00031")  # 00006 is reserved
+EXTRA_CASES = ("00000", "00002", "00014", "00019", "00024", "00031")  # never the folder's reserved case
 # BraTS 2021 file suffixes -> this project's (BraTS 2023) sequence names
 SUFFIXES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}
 # the last commit of the generator before its tumor contrast was calibrated on real cases
