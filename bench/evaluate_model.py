@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.activelearning.effort import compare  # noqa: E402
-from lib.brats import ET, label_filename, labelled_cases  # noqa: E402
+from lib.brats import label_filename, labelled_cases, read_label  # noqa: E402
 from lib.evaluation import case_metrics  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import PredictionSettings  # noqa: E402
@@ -53,8 +53,7 @@ def labelled_case_folders(folders: list[Path]) -> list[Path]:
 
 def read_truth(case: Path) -> sitk.Image:
     """The reference label, with the pre-2023 enhancing value 4 read as 3."""
-    label = sitk.ReadImage(str(next(case.glob(f"{label_filename(case.name, '')}.nii*"))), sitk.sitkUInt8)
-    return sitk.ChangeLabel(label, {4: ET})
+    return read_label(next(case.glob(f"{label_filename(case.name, '')}.nii*")))
 
 
 def flair_floor(case: Path) -> sitk.Image:

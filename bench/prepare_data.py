@@ -42,6 +42,11 @@ import numpy as np
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lib.atomic import atomic_path  # noqa: E402
+from lib.brats import LEGACY_ET, read_label  # noqa: E402
+
 SHARED = REPO.parent / "shared"
 
 EXTRA_COMMIT = "42cda61b2e37b01722f518e71770de3b38683c84"
@@ -59,16 +64,13 @@ OLD_GENERATED = {
 
 
 def relabel_legacy_enhancing(folder: Path) -> None:
-    """Labels 1/2/4 (BraTS up to 2021) -> 1/2/3, in place, geometry kept."""
+    """Labels 1/2/4 (BraTS up to 2021) -> 1/2/3, in place (:func:`lib.brats.read_label`); files
+    already 1/2/3 are left untouched, so the training cache (keyed by file times) stays valid."""
     for path in sorted(folder.glob("*/*-seg.nii.gz")):
-        image = sitk.ReadImage(str(path))
-        labels = sitk.GetArrayFromImage(image)
-        if not (labels == 4).any():
+        if LEGACY_ET not in np.unique(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))):
             continue
-        labels[labels == 4] = 3
-        out = sitk.GetImageFromArray(labels.astype(np.uint8))
-        out.CopyInformation(image)
-        sitk.WriteImage(out, str(path), useCompression=True)
+        with atomic_path(path, suffix=".nii.gz") as tmp:
+            sitk.WriteImage(read_label(path), str(tmp), useCompression=True)
 
 
 def extract_extra(git_dir: Path, out: Path) -> None:

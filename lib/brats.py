@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import SimpleITK as sitk
+
 #: BraTS 2023 sequence suffixes: native T1, T1 post-contrast, T2, T2-FLAIR.
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 
@@ -24,6 +26,9 @@ LABEL_DESCRIPTIONS: dict[int, str] = {
     ET: "enhancing tumor",
 }
 
+#: The enhancing-tumor value of BraTS releases up to 2021 (ET is 3 since 2023).
+LEGACY_ET = 4
+
 #: Evaluated regions: whole tumor, tumor core, enhancing tumor.
 REGIONS: dict[str, tuple[int, ...]] = {"WT": (NCR, ED, ET), "TC": (NCR, ET), "ET": (ET,)}
 
@@ -31,6 +36,12 @@ REGIONS: dict[str, tuple[int, ...]] = {"WT": (NCR, ED, ET), "TC": (NCR, ET), "ET
 def sequence_filename(case_id: str, sequence: str, suffix: str = ".nii.gz") -> str:
     """File name of one sequence of a case in BraTS naming: ``<case>-<sequence>.nii.gz``."""
     return f"{case_id}-{sequence}{suffix}"
+
+
+def read_label(path: str | Path) -> sitk.Image:
+    """A BraTS segmentation file as uint8 with this project's values: the enhancing tumor of
+    releases up to 2021 (:data:`LEGACY_ET`) is read as :data:`ET`; geometry kept."""
+    return sitk.ChangeLabel(sitk.ReadImage(str(path), sitk.sitkUInt8), {LEGACY_ET: ET})
 
 
 def label_filename(case_id: str, suffix: str = ".nii.gz") -> str:

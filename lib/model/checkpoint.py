@@ -124,24 +124,17 @@ def interpolate_checkpoints(pretrained: str | Path, fine_tuned: str | Path, fine
     ``ValueError`` otherwise."""
     if not 0.0 <= fine_tuned_weight <= 1.0:
         raise ValueError(f"fine_tuned_weight must be in [0, 1], got {fine_tuned_weight}")
-    base, tuned = _payload(Path(pretrained)), _payload(Path(fine_tuned))
-    for key, default in (("spec", None), ("roi_size", None), ("spacing_mm", 1.0), ("n4", False)):
-        if base.get(key, default) != tuned.get(key, default):
+    base, tuned = load_checkpoint(pretrained), load_checkpoint(fine_tuned)
+    for key in ("spec", "roi_size", "spacing_mm", "n4"):
+        if getattr(base, key) != getattr(tuned, key):
             raise ValueError(f"{pretrained} and {fine_tuned} differ in {key}: "
-                             f"{base.get(key, default)} != {tuned.get(key, default)}")
-    if base["state_dict"].keys() != tuned["state_dict"].keys():
-        raise ValueError(f"{pretrained} and {fine_tuned} hold different weights")
-    spec = NetworkSpec.from_dict(tuned["spec"])
-    network = build_network(spec)
+                             f"{getattr(base, key)} != {getattr(tuned, key)}")
+    base_weights, tuned_weights = base.network.state_dict(), tuned.network.state_dict()
     w = float(fine_tuned_weight)
-    network.load_state_dict({
-        k: (w * v.float() + (1.0 - w) * base["state_dict"][k].float()) if v.is_floating_point() else v
-        for k, v in tuned["state_dict"].items()})
-    landmarks = NyulLandmarks.from_dict(tuned["landmarks"]) if tuned.get("landmarks") else None
-    training = {**dict(tuned.get("training") or {}),
-                "interpolation": {"pretrained": str(base["version"]), "fine_tuned": str(tuned["version"]),
-                                  "fine_tuned_weight": w}}
-    return save_checkpoint(out, network, spec, version=f"{tuned['version']}-wise{w:g}", landmarks=landmarks,
-                           roi_size=tuple(int(v) for v in tuned["roi_size"]),  # type: ignore[arg-type]
-                           spacing_mm=float(tuned.get("spacing_mm", 1.0)), n4=bool(tuned.get("n4", False)),
-                           training=training)
+    tuned.network.load_state_dict({
+        k: (w * v + (1.0 - w) * base_weights[k]) if v.is_floating_point() else v for k, v in tuned_weights.items()})
+    training = {**tuned.training, "interpolation": {"pretrained": base.version, "fine_tuned": tuned.version,
+                                                    "fine_tuned_weight": w}}
+    return save_checkpoint(out, tuned.network, tuned.spec, version=f"{tuned.version}-wise{w:g}",
+                           landmarks=tuned.landmarks, roi_size=tuned.roi_size, spacing_mm=tuned.spacing_mm,
+                           n4=tuned.n4, training=training)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from lib.brats import read_label
+
 from .build import StudyInputs, draft_report
 from .pdf import write_pdf
 from .response import ClinicalInputs
@@ -41,7 +43,7 @@ def _label(study: Path, given: Path | None, segment: bool, work: Path) -> tuple[
     found = sorted(study.glob("*-seg.nii*"))
     if not found:
         raise SystemExit(f"btl-report: {study} has no -seg file; give --label or --segment")
-    label = sitk.ChangeLabel(sitk.ReadImage(str(found[0]), sitk.sitkUInt8), {4: 3})  # BraTS before 2023: ET is 4
+    label = read_label(found[0])
     path = work / f"{study.name}-seg.nii.gz"
     sitk.WriteImage(label, str(path), useCompression=True)
     return path, {"tag": "case file", "version": 0, "path": str(found[0])}

@@ -9,8 +9,8 @@ other real cases of ``bench/prepare_data.py``, the two unlabelled ones of ``shar
 and generated raw acquisitions reach at most 0.8 % in any sequence (hence a note above 2 %).
 Of the 139 mL of false tumor the cv8 model calls in that case, 67 mL lie where its T1 is
 black (128 mL of the brain at 1 mm, rim included), along the cortex: tissue that is black on one
-sequence looks like nothing normal. The
-segmentation is not changed; the server's result says so in its notes.
+sequence looks like nothing normal. The segmentation is not changed; the server's result says so
+in its notes.
 """
 
 from __future__ import annotations
