@@ -23,13 +23,11 @@ Config (``--conf key value``):
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
 import os
 import re
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,12 +42,10 @@ from lib.activelearning.effort import EffortTable
 from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
 from lib.activelearning.strategies import FirstStudy, ForegroundRandomStudy, MostUncertainStudy, RandomStudy
 from lib.activelearning.uncertainty import BackgroundScorer, ScoreBook
-from lib.audit import AuditLog
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
 from lib.errors import UnknownIdError
-from lib.http_errors import HttpDatastore, http_errors
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
@@ -58,6 +54,7 @@ from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.report.service import ReportService
 from lib.report.store import ReportStore
+from lib.server.audit import AuditLog
 from lib.trainers.run import previous_path
 from lib.trainers.task import BrainTumorTraining
 
@@ -82,6 +79,7 @@ def _study_filter(conf: dict[str, str]) -> dict[str, str]:
 
 class BrainTumorLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        self._guarded = False  # set by start_serving
         self.bundled_model = Path(app_dir) / "model" / f"{MODEL_NAME}.pt"
         local = not studies.startswith(("http://", "https://"))
         default_dir = Path(studies) / META_DIR / "model" if local else Path(app_dir) / "model" / "trained"
@@ -104,10 +102,7 @@ class BrainTumorLabelApp(MONAILabelApp):
                          version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
 
     def init_datastore(self) -> Datastore:
-        """The study datastore, behind the HTTP boundary MONAI Label's endpoints call through."""
-        return HttpDatastore(self._study_datastore())
-
-    def _study_datastore(self) -> StudyDatastore:
+        """The study datastore (a folder, or a DICOMweb PACS)."""
         if self.studies.startswith(("http://", "https://")):
             pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
             cache = self.conf.get("cache_dir") or \
@@ -117,27 +112,31 @@ class BrainTumorLabelApp(MONAILabelApp):
         return StudyFolderDatastore(self.studies,
                                     import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
 
-    def studies_store(self, datastore: Datastore | None = None) -> StudyDatastore:
-        """The study datastore behind ``datastore`` (default: the app's)."""
-        store = datastore or self.datastore()
-        if isinstance(store, HttpDatastore):
-            return store.store
-        if isinstance(store, StudyDatastore):
-            return store
-        raise TypeError(f"{type(store).__name__} is not a study datastore")
+    def studies_store(self) -> StudyDatastore:
+        """The app's study datastore."""
+        store = self.datastore()
+        if not isinstance(store, StudyDatastore):
+            raise TypeError(f"{type(store).__name__} is not a study datastore")
+        return store
+
+    def start_serving(self) -> None:
+        """Server start by the guarded application (:mod:`lib.server`), in place of MONAI Label's
+        own: it passes that it enforces authentication, roles and limits."""
+        self._guarded = True
+        self.server_mode(True)
+        self.on_init_complete()
 
     def on_init_complete(self) -> None:
-        """Server start. Only ``lib.server``'s application enforces authentication and roles,
-        so the server refuses to run without it; labels saved while the PACS was down are sent
-        from a background thread."""
+        """Server start. Only the application of :mod:`lib.server` (``btl-server``) enforces
+        authentication, roles and limits, so a server started otherwise (``monailabel
+        start_server`` with MONAI Label's own application) stops here with a message; the store
+        starts its background work (a PACS store sends the labels saved while the PACS was down)."""
         super().on_init_complete()
-        if "lib.server" not in sys.modules and os.environ.get("BTL_ALLOW_UNGUARDED_SERVER") != "1":
-            raise SystemExit("start the server with `btl-server` (or monailabel start_server ... "
-                             "--uvicorn_app lib.server:app): it adds authentication, roles and limits "
-                             "(BTL_ALLOW_UNGUARDED_SERVER=1 runs MONAI Label's plain server, for benchmarks)")
-        store = self.studies_store()
-        if isinstance(store, DicomWebStudyDatastore):
-            store.start_outbox_sender()
+        if not self._guarded and os.environ.get("BTL_ALLOW_UNGUARDED_SERVER") != "1":
+            raise SystemExit("start the server with `btl-server --studies ...`: it adds authentication, roles and "
+                             "limits; MONAI Label's own application serves every route to anyone "
+                             "(BTL_ALLOW_UNGUARDED_SERVER=1 runs it anyway, for benchmarks on loopback)")
+        self.studies_store().start_background_work()
 
     def init_infers(self) -> dict[str, InferTask]:
         return {MODEL_NAME: BrainTumorSegmentation(self.segmenter)}
@@ -196,31 +195,40 @@ class BrainTumorLabelApp(MONAILabelApp):
         return {"model_version": version, "scoring": self.scorer.running,
                 "scores": {study: asdict(score) for study, score in self.scores.scores(version).items()}}
 
-    def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
-        """Segment a study of the datastore (``image`` is its id, resolved to all four sequences;
-        never a path on the server) or a file the client uploaded (``uploaded``, set by the
-        server's infer route), and keep a study's model output as its next ``original`` label
-        version (unless ``save_label`` is false)."""
-        with http_errors():
-            request = copy.deepcopy(request)
-            task = self._infers.get(request.get("model", ""))
-            if task is None:
-                raise UnknownIdError(f"unknown model '{request.get('model')}'; available: {sorted(self._infers)}")
-            store = self.studies_store(datastore)
-            image_id = None if request.get("uploaded") else str(request.get("image") or "")
-            if image_id is not None:
-                request["image"] = str(store.study_path(image_id))  # unknown ids and paths alike: 404
-                request["case_id"] = image_id
-            result_file, result_json = task(request)
-            result: dict[str, Any] = {"label": result_file, "tag": ORIGINAL, "file": result_file,
-                                      "params": result_json}
-            if image_id is not None and as_flag(request.get("save_label", True)):
-                saved = store.add_label(image_id, result_file, ORIGINAL,
-                                        {"model": request["model"], "model_version": result_json["model_version"],
-                                         "volumes_ml": result_json["volumes_ml"], "user": request.get("user", "")})
-                result.update({"label": image_id, "version": saved.version})
-            return result
+    def _infer_task(self, model: str) -> InferTask:
+        task = self._infers.get(model)
+        if task is None:
+            raise UnknownIdError(f"unknown model '{model}'; available: {sorted(self._infers)}")
+        return task
 
-    def train(self, request: dict[str, Any]) -> Any:
-        with http_errors():
-            return super().train(request)
+    def infer_study(self, model: str, image_id: str, user: str, save_label: bool = True) -> dict[str, Any]:
+        """Segment a study of the datastore by its id (never a path on the server: an unknown id
+        and a path alike are :class:`UnknownIdError`) and keep the model output as the study's
+        next ``original`` label version unless ``save_label`` is false. The result's ``file`` is
+        the label (NIfTI on the t1c grid), a temporary file the caller removes."""
+        task = self._infer_task(model)
+        store = self.studies_store()
+        result_file, result_json = task({"image": str(store.study_path(image_id)), "case_id": image_id})
+        result: dict[str, Any] = {"label": result_file, "tag": ORIGINAL, "file": result_file, "params": result_json}
+        if save_label:
+            try:
+                saved = store.add_label(image_id, result_file, ORIGINAL,
+                                        {"model": model, "volumes_ml": result_json["volumes_ml"], "user": user},
+                                        model_version=result_json["model_version"])
+            except BaseException:
+                Path(result_file).unlink(missing_ok=True)
+                raise
+            result.update({"label": image_id, "version": saved.version})
+        return result
+
+    def infer_file(self, model: str, path: Path) -> dict[str, Any]:
+        """Segment a 4-channel file the server received (its name, without extension, names the
+        case in errors); nothing is stored. The result's ``file`` is a temporary label file."""
+        result_file, result_json = self._infer_task(model)({"image": str(path), "case_id": path.name.split(".")[0]})
+        return {"label": result_file, "tag": ORIGINAL, "file": result_file, "params": result_json}
+
+    def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
+        """MONAI Label's entry (its ``-m infer`` command line): ``request["image"]`` is an image id
+        of the datastore (:meth:`infer_study`)."""
+        return self.infer_study(str(request.get("model", "")), str(request.get("image") or ""),
+                                str(request.get("user", "")), as_flag(request.get("save_label", True)))

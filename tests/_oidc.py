@@ -7,6 +7,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,13 +31,22 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass(frozen=True)
 class OidcProvider:
-    """A running provider: its issuer URL, the audience its tokens name by default, and the
-    lifetime of its access tokens."""
+    """A running provider: its issuer URL, the audience its tokens name by default, the
+    lifetime of its access tokens, and its process (which :meth:`pause` freezes)."""
 
     issuer: str
     audience: str
     token_ttl_s: int
     port: int
+    pid: int
+
+    def pause(self) -> None:
+        """Freeze the provider (SIGSTOP): connections open but nothing answers, like a hung
+        identity provider."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
     def token(self, role_client: str, audience: str | None = None) -> str:
         """An access token (a JWT) for ``role_client`` (one of :data:`CLIENTS`) by the
@@ -68,8 +78,10 @@ def oidc_provider(audience: str = "braintumorlabel", token_ttl_s: int = 300, por
         try:
             issuer = _wait_ready(proc, stderr, timeout_s)
             yield OidcProvider(issuer=issuer, audience=audience, token_ttl_s=token_ttl_s,
-                               port=int(issuer.rsplit(":", 1)[1]))
+                               port=int(issuer.rsplit(":", 1)[1]), pid=proc.pid)
         finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)  # a paused provider stops on SIGTERM once resumed
             _stop(proc)
 
 

@@ -1,5 +1,7 @@
-"""OIDC bearer-token authentication and role checks (lib/auth.py) against a real OpenID
-Connect provider on loopback (tests/oidc_provider): real discovery, JWKS and signed tokens."""
+"""OIDC bearer-token authentication and role checks (lib/server/auth.py, the route table of
+lib/server/routes.py) against a real OpenID Connect provider on loopback (tests/oidc_provider):
+real discovery, JWKS and signed tokens; and against a minimal issuer of our own
+(:func:`own_issuer`) for the tokens no real provider issues (dates as strings, long lifetimes)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import socket
 import time
 import urllib.request
@@ -18,23 +19,26 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.routing import iter_route_contexts
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from lib.auth import (
-    ROUTE_ROLES,
+from lib.server.application import build_app
+from lib.server.auth import (
     AuthenticationError,
     AuthMiddleware,
     AuthSettings,
+    NotServed,
     Principal,
     Role,
     TokenVerifier,
     loopback_only,
-    required_role,
 )
+from lib.server.routes import ROUTES, role_of
+from lib.server.settings import ServerSettings
 
 from _oidc import OidcProvider, oidc_provider
 
@@ -201,7 +205,7 @@ def test_unsigned_and_symmetric_tokens_are_refused(provider: OidcProvider, verif
 
 def test_keys_are_cached_and_a_rotated_key_is_fetched() -> None:
     with oidc_provider(AUDIENCE) as first:
-        rotating = TokenVerifier(oidc_settings(first.issuer), jwks_cooldown_s=0.0)
+        rotating = TokenVerifier(oidc_settings(first.issuer, key_cooldown_s=0.0))
         old = first.token("admin-client")
         assert rotating.verify(old).roles == {Role.ADMIN}
         port = first.port
@@ -241,51 +245,36 @@ def test_unresponsive_provider_times_out() -> None:
 
 # --- the route table ---------------------------------------------------------------------
 
-#: Routes of MONAI Label 0.8.5 that, on purpose, fall to the default (ADMIN): none.
-DEFAULT_DENIED_ON_PURPOSE: set[tuple[str, str]] = set()
 
-
-def monailabel_routes() -> list[tuple[str, str]]:
-    """(method, route path) of every route of MONAI Label's app, with its /auth routes."""
-    from fastapi.routing import iter_route_contexts
-    from monailabel.app import app
-    from monailabel.endpoints import login
-
-    routes = []
-    for route in [*iter_route_contexts(app.routes), *login.router.routes]:
-        path = getattr(route, "path", None)
-        assert path, f"a route without a path: {route!r}"
-        methods = getattr(route, "methods", None) or {"GET"}  # a mount: the static files
-        routes += [(method, path) for method in sorted(methods)]
-    return routes
-
-
-def concrete(path: str) -> str:
-    """A request path for a route path: parameters filled in, a mount given a file."""
-    path = re.sub(r"\{\w+:path\}", "a/b.js", path)
-    path = re.sub(r"\{\w+\}", "x", path)
-    return path if path != "/static" else "/static/app.css"
-
-
-def explicit_row(method: str, path: str) -> bool:
-    method = "GET" if method == "HEAD" else method
-    return any(m in ("*", method) and pattern.fullmatch(path) for m, pattern, _ in ROUTE_ROLES)
-
-
-def test_every_monailabel_route_has_an_explicit_row() -> None:
-    routes = monailabel_routes()
-    assert len(routes) > 50 and ("PUT", "/datastore/label") in routes and ("GET", "/auth/") in routes
-    defaulted = {(method, path) for method, path in routes if not explicit_row(method, concrete(path))}
-    assert defaulted == DEFAULT_DENIED_ON_PURPOSE
-    table = {(method, path): required_role(method, concrete(path)) for method, path in routes}
-    public = {route for route, role in table.items() if role is None}
-    assert public == {("GET", "/"), ("HEAD", "/docs"), ("GET", "/docs"), ("HEAD", "/openapi.json"),
-                      ("GET", "/openapi.json"), ("GET", "/static"), ("GET", "/favicon.ico"), ("GET", "/auth/"),
+def test_the_app_serves_exactly_the_route_table() -> None:
+    app = build_app(ServerSettings(), AuthSettings())  # checks it: a route not in the table fails the build
+    served = {(method, route.path) for route in iter_route_contexts(app.routes) for method in route.methods or ()}
+    assert ("GET", "/docs") in served and ("PUT", "/session/") not in served
+    public = {(rule.method, rule.path) for rule in ROUTES if rule.role is None}
+    assert public == {("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/auth/"),
                       ("POST", "/auth/token")}
-    annotator = {route for route, role in table.items() if role == Role.ANNOTATOR}
+    annotator = {(rule.method, rule.path) for rule in ROUTES if rule.role == Role.ANNOTATOR}
     assert annotator == {("PUT", "/datastore/label"), ("PUT", "/datastore/label/info"),
-                         ("PUT", "/datastore/image/info"), ("PUT", "/datastore/updatelabelinfo"),
                          ("POST", "/activelearning/{strategy}")}
+
+
+#: MONAI Label routes the product does not offer (security review, 2026-12): all 404.
+NOT_SERVED = [
+    ("PUT", "/session/"), ("GET", "/session/abc"), ("DELETE", "/session/abc"),
+    ("POST", "/infer/wsi/segmentation"), ("POST", "/infer/wsi_v2/segmentation"),
+    ("POST", "/scoring/epistemic"), ("GET", "/scoring/"), ("POST", "/batch/infer/segmentation"),
+    ("GET", "/batch/infer"), ("GET", "/proxy/dicom/wado/x"), ("GET", "/ohif/index.html"), ("POST", "/reload"),
+    ("GET", "/logs/"), ("GET", "/logs/gpu"), ("PUT", "/datastore/updatelabelinfo"), ("PUT", "/datastore/image/info"),
+    ("DELETE", "/datastore/image"), ("GET", "/model/segmentation"), ("GET", "/model/info/segmentation"),
+    ("PUT", "/model/segmentation"), ("GET", "/static/app.css"), ("GET", "/static/../datastore/dataset"),
+    ("OPTIONS", "/datastore/dataset"), ("GET", "/nowhere"), ("GET", "//datastore/image"), ("POST", "/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), NOT_SERVED)
+def test_routes_not_in_the_table_are_not_served(method: str, path: str) -> None:
+    with pytest.raises(NotServed):
+        role_of(method, path)
 
 
 @pytest.mark.parametrize(("method", "path", "role"), [
@@ -294,6 +283,7 @@ def test_every_monailabel_route_has_an_explicit_row() -> None:
     ("DELETE", "/datastore/", Role.ADMIN),
     ("DELETE", "/datastore/label", Role.ADMIN),
     ("PUT", "/datastore/image", Role.ADMIN),
+    ("PUT", "/datastore/", Role.ADMIN),
     ("GET", "/datastore/dataset", Role.ADMIN),
     ("GET", "/datastore/image", Role.CLINICIAN),
     ("HEAD", "/datastore/label", Role.CLINICIAN),
@@ -302,29 +292,18 @@ def test_every_monailabel_route_has_an_explicit_row() -> None:
     ("POST", "/infer/segmentation", Role.CLINICIAN),
     ("GET", "/train/", Role.CLINICIAN),
     ("POST", "/train/x", Role.ADMIN),
+    ("POST", "/train/", Role.ADMIN),
     ("DELETE", "/train/", Role.ADMIN),
-    ("GET", "/model/info/segmentation", Role.CLINICIAN),
-    ("GET", "/model/segmentation", Role.ADMIN),
-    ("GET", "/model/info", Role.ADMIN),  # that is the download of a model called "info"
-    ("GET", "/logs/", Role.ADMIN),
-    ("PUT", "/session/", Role.CLINICIAN),
     ("GET", "/auth/", None),
     ("POST", "/auth/token", None),
-    ("GET", "/static/../datastore/dataset", None),  # Starlette routes it to the static files too
-    ("OPTIONS", "/datastore/dataset", None),
-    ("GET", "/btl/reports/x", Role.CLINICIAN),
+    ("GET", "/btl/studies/x/report", Role.CLINICIAN),
     ("POST", "/btl/sequences/identify", Role.CLINICIAN),
-    ("POST", "/btl/reports/x", Role.ADMIN),
     ("GET", "/btl/audit", Role.ADMIN),
-    ("GET", "/btl/admin/models", Role.ADMIN),
     ("POST", "/btl/admin/models/v1/serve", Role.ADMIN),
     ("GET", "/btl/models", Role.CLINICIAN),
-    ("GET", "/nowhere", Role.ADMIN),
-    ("GET", "//datastore/image", Role.ADMIN),
-    ("POST", "/", Role.ADMIN),
 ])
-def test_required_role(method: str, path: str, role: Role | None) -> None:
-    assert required_role(method, path) == role
+def test_role_of_a_served_route(method: str, path: str, role: Role | None) -> None:
+    assert role_of(method, path) == role
 
 
 # --- the middleware ----------------------------------------------------------------------
@@ -337,10 +316,13 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"user": principal.user, "roles": sorted(principal.roles)})
 
 
-def client_for(settings: AuthSettings, verifier: TokenVerifier | None = None) -> TestClient:
+def client_for(settings: AuthSettings, verifier: TokenVerifier | None = None,
+               base_url: str = "http://127.0.0.1") -> TestClient:
+    """Routes of the real table (public /, clinician /info/, annotator PUT /datastore/label, admin
+    POST /train/{model}) behind the middleware; ``base_url`` is the address the request arrives on."""
     routes = [Route("/", whoami), Route("/info/", whoami), Route("/datastore/label", whoami, methods=["PUT"]),
               Route("/train/{model}", whoami, methods=["POST"]), Route("/nowhere", whoami)]
-    return TestClient(AuthMiddleware(Starlette(routes=routes), settings, verifier))
+    return TestClient(AuthMiddleware(Starlette(routes=routes), settings, role_of, verifier), base_url=base_url)
 
 
 def test_middleware_checks_token_and_role(provider: OidcProvider, verifier: TokenVerifier) -> None:
@@ -357,7 +339,9 @@ def test_middleware_checks_token_and_role(provider: OidcProvider, verifier: Toke
     denied = client.put("/datastore/label", headers=bearer["clinician-client"])
     assert denied.status_code == 403 and "annotator" in denied.json()["detail"]
     assert client.get("/info/", headers=bearer["norole-client"]).status_code == 403
-    assert client.get("/nowhere", headers=bearer["annotator-client"]).status_code == 403  # default: ADMIN
+    nowhere = client.get("/nowhere", headers=bearer["admin-client"])  # not in the table: no route, for anyone
+    assert nowhere.status_code == 404 and "no route" in nowhere.json()["detail"]
+    assert client.get("/nowhere").status_code == 404
 
     assert client.get("/info/", headers=bearer["clinician-client"]).json() == {
         "user": "clinician-client", "roles": ["clinician"]}
@@ -367,22 +351,137 @@ def test_middleware_checks_token_and_role(provider: OidcProvider, verifier: Toke
     assert client.get("/").json() == {"user": None}  # public, no token needed
 
 
-def test_middleware_with_authentication_off_lets_everything_through() -> None:
-    client = client_for(AuthSettings(mode="off"))
-    answer = client.post("/train/segmentation")
-    assert answer.status_code == 200
-    assert answer.json() == {"user": "local", "roles": sorted(Role)}
+def test_middleware_with_authentication_off_serves_loopback_only() -> None:
+    answer = client_for(AuthSettings(mode="off")).post("/train/segmentation")
+    assert answer.status_code == 200 and answer.json() == {"user": "local", "roles": sorted(Role)}
+    for base_url in ("http://10.1.2.3", "http://[::]", "http://example.org"):  # the address it arrived on
+        refused = client_for(AuthSettings(mode="off"), base_url=base_url).get("/info/")
+        assert refused.status_code == 403 and "loopback" in refused.json()["detail"]
+    proxied = client_for(AuthSettings(mode="off")).get("/info/", headers={"X-Forwarded-For": "10.9.9.9"})
+    assert proxied.status_code == 403 and "proxy" in proxied.json()["detail"]
 
 
-def test_middleware_on_monailabels_app(provider: OidcProvider, verifier: TokenVerifier) -> None:
-    from monailabel.app import app
-
-    client = TestClient(AuthMiddleware(app, verifier.settings, verifier))  # no lifespan: no app instance needed
+def test_the_application_refuses_what_it_does_not_serve(provider: OidcProvider, verifier: TokenVerifier) -> None:
+    client = TestClient(build_app(ServerSettings(), verifier.settings))  # no lifespan: no app instance needed
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/info/").status_code == 401
     clinician = {"Authorization": f"Bearer {provider.token('clinician-client')}"}
+    admin = {"Authorization": f"Bearer {provider.token('admin-client')}"}
     for method, path in [("DELETE", "/datastore/?id=x"), ("PUT", "/datastore/label?image=x"),
-                         ("POST", "/train/segmentation"), ("GET", "/datastore/dataset"), ("GET", "/logs/")]:
+                         ("POST", "/train/segmentation"), ("GET", "/datastore/dataset")]:
         assert client.request(method, path, headers=clinician).status_code == 403, (method, path)
+    for method, path in [("PUT", "/session/"), ("GET", "/logs/"), ("PUT", "/datastore/image/info?image=x")]:
+        assert client.request(method, path, headers=admin).status_code == 404, (method, path)
     preflight = {"Origin": "http://viewer.example", "Access-Control-Request-Method": "PUT"}
-    assert client.options("/datastore/label", headers=preflight).status_code == 200  # CORS: no credentials sent
+    assert client.options("/datastore/label", headers=preflight).status_code == 404  # no CORS origin allowed
+
+
+def test_cors_allows_the_configured_origins_only(verifier: TokenVerifier) -> None:
+    client = TestClient(build_app(ServerSettings(cors_origins=("https://viewer.example",)), verifier.settings))
+    allowed = client.options("/info/", headers={"Origin": "https://viewer.example",
+                                                "Access-Control-Request-Method": "GET"})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://viewer.example"
+    other = client.get("/auth/", headers={"Origin": "https://evil.example"})
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    with pytest.raises(ValueError, match="BTL_CORS_ORIGINS"):
+        ServerSettings.from_environment({"BTL_CORS_ORIGINS": "*"})
+
+
+# --- key downloads and claims the real provider never sends ------------------------------
+
+
+class OwnIssuer:
+    """A minimal OpenID issuer on loopback (discovery and JWKS over HTTP) whose RSA key the test
+    holds, so that it can sign tokens no real provider issues; ``jwks_requests`` counts the key
+    downloads, ``delay_s`` slows each answer."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks = {"keys": [{**public, "kid": "own-key", "alg": "RS256", "use": "sig"}]}
+        self.jwks_requests, self.delay_s = 0, 0.0
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                time.sleep(issuer.delay_s)
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                elif self.path == "/jwks":
+                    issuer.jwks_requests += 1
+                    body = issuer.jwks
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims: Any) -> str:
+        now = time.time()
+        return jwt.encode({"iss": self.url, "aud": AUDIENCE, "sub": "dr.own", "iat": int(now), "exp": int(now) + 300,
+                           "roles": ["clinician"], **claims}, self.key, algorithm="RS256", headers={"kid": "own-key"})
+
+
+@pytest.fixture
+def own_issuer() -> Iterator[OwnIssuer]:
+    issuer = OwnIssuer()
+    yield issuer
+    issuer.server.shutdown()
+
+
+def test_dates_must_be_numbers_and_lifetimes_bounded(own_issuer: OwnIssuer) -> None:
+    verifier = TokenVerifier(oidc_settings(own_issuer.url, max_token_lifetime_s=3600.0))
+    assert verifier.verify(own_issuer.token()).user == "dr.own"
+    with pytest.raises(AuthenticationError, match="'exp' is not a number"):
+        verifier.verify(own_issuer.token(exp=str(int(time.time()) + 300)))  # PyJWT alone takes "1733..."
+    with pytest.raises(AuthenticationError, match="'iat' is not a number"):
+        verifier.verify(own_issuer.token(iat=str(int(time.time()))))
+    with pytest.raises(AuthenticationError, match="lifetime"):
+        verifier.verify(own_issuer.token(exp=int(time.time()) + 10 * 365 * 86400))  # valid for ten years
+    with pytest.raises(AuthenticationError, match="lifetime"):  # no iat: the time left counts
+        verifier.verify(jwt.encode({"iss": own_issuer.url, "aud": AUDIENCE, "exp": int(time.time()) + 86400 * 30},
+                                   own_issuer.key, algorithm="RS256", headers={"kid": "own-key"}))
+
+
+@pytest.mark.timeout(60)
+def test_forged_key_ids_cost_one_download_per_cooldown_and_valid_tokens_never_wait(own_issuer: OwnIssuer) -> None:
+    import concurrent.futures
+
+    verifier = TokenVerifier(oidc_settings(own_issuer.url, timeout_s=2.0, key_cooldown_s=30.0))
+    valid = own_issuer.token()
+    assert verifier.verify(valid).roles == {Role.CLINICIAN}  # keys cached
+    own_issuer.delay_s = 5.0  # the provider turns slow: every answer takes longer than the timeout
+    downloads = own_issuer.jwks_requests
+    forged_tokens = [forged({"iss": own_issuer.url, "aud": AUDIENCE, "exp": time.time() + 60}, kid=f"forged-{i}")
+                     for i in range(8)]
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(9) as pool:
+        refusals = [pool.submit(verifier.verify, token) for token in forged_tokens]
+        time.sleep(0.2)  # a refresh is under way now
+        checked = time.monotonic()
+        assert verifier.verify(valid).user == "dr.own"
+        valid_s = time.monotonic() - checked
+        for refusal in refusals:
+            with pytest.raises(AuthenticationError, match="does not publish"):
+                refusal.result()
+    assert valid_s < 0.5  # a cached key never waits for the provider
+    assert time.monotonic() - started < 2.0 + 1.5  # one attempt, bounded by the timeout; the others at once
+    assert own_issuer.jwks_requests - downloads <= 1
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError, match="does not publish"):
+        verifier.verify(forged({"iss": own_issuer.url, "aud": AUDIENCE, "exp": time.time() + 60}, kid="later"))
+    assert time.monotonic() - started < 0.2  # within the cooldown: no download, whatever the last outcome

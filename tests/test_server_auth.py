@@ -62,12 +62,11 @@ def _requests(image: str) -> list[tuple[str, str, str, dict]]:
         ("ml_admin", "PUT", "/datastore/image?image=upload", {"files": {"file": b"junk"}}),
         ("ml_admin", "POST", f"/train/{MODEL}", {"body": b'{"max_epochs": 0}', "content_type": "application/json"}),
         ("ml_admin", "GET", "/datastore/dataset", {}),
-        ("ml_admin", "GET", "/logs/", {}),
         ("ml_admin", "GET", "/btl/audit", {}),
         ("ml_admin", "POST", "/btl/admin/models/no-such-version/serve",
          {"body": b"{}", "content_type": "application/json"}),
-        ("ml_admin", "GET", f"/model/{MODEL}", {}),
-        ("ml_admin", "POST", f"/batch/infer/{MODEL}", {"body": b"[1", "content_type": "application/json"}),
+        ("ml_admin", "POST", "/train/", {"body": b'{"brats_segresnet": {"max_epochs": 0}}',
+                                         "content_type": "application/json"}),
     ]
 
 

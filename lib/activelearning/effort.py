@@ -91,6 +91,11 @@ def compare(original: sitk.Image, final: sitk.Image) -> dict[str, Any]:
 
 
 def _corrected(originals: list[LabelVersion], final: LabelVersion) -> LabelVersion | None:
+    """The model output a correction started from: the one the store recorded with it, else
+    (older records) the newest one before it of the same model version, else the newest before it."""
+    recorded = next((o for o in originals if o.version == final.info.get("original_version")), None)
+    if recorded is not None:
+        return recorded
     before = [o for o in originals if o.info.get("ts", 0) <= final.info.get("ts", 0)]
     named = [o for o in before if final.info.get("model_version") and
              o.info.get("model_version") == final.info.get("model_version")]

@@ -19,10 +19,11 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pydicom
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 
 from lib.brats import SEQUENCES
-from lib.errors import InputError, UnknownIdError
+from lib.errors import ConflictError, InputError, UnknownIdError
 from lib.transforms import find_case_files
 
 from .labels import LabelVersion, validate_image_id, validate_tag
@@ -32,11 +33,16 @@ FINAL = DefaultLabelTag.FINAL.value
 #: The tag of model output.
 ORIGINAL = DefaultLabelTag.ORIGINAL.value
 
+#: The provenance of a label version, recorded by the store from what it knows (the model that made
+#: an ``original``; the ``original`` version a ``final`` corrects, and its model), never taken from
+#: what a submitter says.
+PROVENANCE = frozenset({"model_version", "original_version"})
 #: What a store records itself with each version (not carried over when metadata is amended).
 _BOOKKEEPING = frozenset({"version", "tag", "ts", "seg_series", "pending", "refused", "reserved", "source",
                           "info_of_version"})
 
-__all__ = ["FINAL", "ORIGINAL", "LabelVersion", "StudyDatastore", "validate_image_id", "validate_tag"]
+__all__ = ["FINAL", "ORIGINAL", "PROVENANCE", "LabelVersion", "StudyDatastore", "validate_image_id",
+           "validate_tag"]
 
 
 class StudyDatastore(Datastore):
@@ -78,6 +84,32 @@ class StudyDatastore(Datastore):
                              image_id)
         return str(files.sequences[sequence])
 
+    # ---- DICOM (a PACS)
+    @property
+    def stores_dicom(self) -> bool:
+        """True when the store keeps DICOM objects next to its studies (a PACS): then
+        :meth:`store_dicom`, :meth:`source_header` and :meth:`label_seg` work."""
+        return False
+
+    def store_dicom(self, image_id: str, datasets: list[pydicom.Dataset]) -> None:
+        """Store DICOM objects (a report's Encapsulated PDF, an SR) in the study ``image_id``.
+        A store without DICOM raises :class:`ConflictError`."""
+        raise ConflictError("this study is not in a PACS; download the PDF instead")
+
+    def source_header(self, image_id: str) -> pydicom.Dataset:
+        """One t1c instance of the study, without its pixels: the patient and study a new DICOM
+        object of the study belongs to. A store without DICOM raises :class:`ConflictError`."""
+        raise ConflictError("this study is not in a PACS; it has no DICOM header")
+
+    def label_seg(self, image_id: str, tag: str, version: int) -> pydicom.Dataset:
+        """The DICOM SEG of one label version (what a measurement SR references). A store
+        without DICOM raises :class:`ConflictError`."""
+        raise ConflictError("this study is not in a PACS; its labels have no DICOM SEG")
+
+    def start_background_work(self) -> None:
+        """Start what the store does while the server runs (a PACS store sends the labels saved
+        while the PACS was down); nothing for a folder."""
+
     # ---- labels
     @abstractmethod
     def save_label_version(self, image_id: str, label_filename: str, tag: str,
@@ -86,30 +118,58 @@ class StudyDatastore(Datastore):
         recorded next to it (and the time). Raises :class:`UnknownIdError`,
         :class:`InvalidLabelError` or :class:`InputError` (a bad tag); on any error nothing is stored."""
 
-    def add_label(self, image_id: str, label_filename: str, tag: str, info: dict[str, Any]) -> LabelVersion:
-        """Store a label as the next version of ``tag`` (:meth:`save_label_version`). The store
-        writes the bookkeeping (version, time) itself; a ``final`` label records the model
-        output it started from (the newest ``original`` version and its model version) unless
-        the client said so itself."""
+    def add_label(self, image_id: str, label_filename: str, tag: str, info: dict[str, Any], *,
+                  model_version: str | None = None, original_version: int | None = None) -> LabelVersion:
+        """Store a label as the next version of ``tag`` (:meth:`save_label_version`).
+
+        ``info`` is what the submitter says about it (who, how long it took, ...); the store
+        writes the bookkeeping (version, time) and the provenance (:data:`PROVENANCE`) itself
+        and drops any such key from ``info``. An ``original`` label records ``model_version``,
+        the model that made it (the server's inference gives it). A ``final`` label records the
+        model output it corrects and that output's model version: the ``original`` version
+        ``original_version`` when the submitter names one (:class:`InputError` when it does not
+        exist), else the newest."""
         tag = validate_tag(tag or FINAL)
-        record = {k: v for k, v in info.items() if k not in _BOOKKEEPING}
-        if tag == FINAL and "model_version" not in record and ORIGINAL in self.label_tags(image_id):
-            original = self.latest_label(image_id, ORIGINAL)
-            record.update({"original_version": original.version, "model_version": original.info.get("model_version")})
+        record = {k: v for k, v in info.items() if k not in _BOOKKEEPING and k not in PROVENANCE}
+        if tag != FINAL and model_version is not None:
+            record["model_version"] = model_version
+        if tag == FINAL:
+            record.update(self._corrected_original(image_id, original_version))
         return self.save_label_version(image_id, label_filename, tag, record)
 
+    def _corrected_original(self, image_id: str, named: int | None) -> dict[str, Any]:
+        """The provenance of a correction: the ``original`` version it starts from and its model."""
+        originals = self.label_versions(image_id, ORIGINAL) if ORIGINAL in self.label_tags(image_id) else []
+        if named is None:
+            chosen = originals[-1] if originals else None
+        else:
+            chosen = next((v for v in originals if v.version == named), None)
+            if chosen is None:
+                have = ", ".join(str(v.version) for v in originals) or "none"
+                raise InputError(f"image '{image_id}' has no model output (original label) version {named} to "
+                                 f"correct; its versions: {have}", image_id)
+        if chosen is None:
+            return {}
+        return {"original_version": chosen.version, "model_version": chosen.info.get("model_version")}
+
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        """MONAI Label's save: :meth:`add_label`, returning the label id (the image id)."""
-        self.add_label(image_id, label_filename, label_tag, label_info)
+        """MONAI Label's save, for callers in this process (the HTTP edge calls :meth:`add_label`):
+        :meth:`add_label` with a model output's ``model_version`` taken from ``label_info``;
+        returns the label id (the image id)."""
+        tag = validate_tag(label_tag or FINAL)
+        model_version = label_info.get("model_version") if tag != FINAL else None
+        self.add_label(image_id, label_filename, tag, label_info,
+                       model_version=None if model_version is None else str(model_version))
         return image_id
 
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
         """Changed metadata is a new version (the same voxels, the merged record, and
-        ``info_of_version`` naming the version it amends): no record is ever edited in place."""
+        ``info_of_version`` naming the version it amends): no record is ever edited in place.
+        The provenance (:data:`PROVENANCE`) is the amended version's; ``info`` cannot change it."""
         latest = self.latest_label(label_id, label_tag)
         path = self.label_version_uri(label_id, label_tag, latest.version)  # fetched first when only in a PACS
-        record = {k: v for k, v in {**self.latest_label(label_id, label_tag).info, **info}.items()
-                  if k not in _BOOKKEEPING}
+        amended = {k: v for k, v in info.items() if k not in PROVENANCE}
+        record = {k: v for k, v in {**latest.info, **amended}.items() if k not in _BOOKKEEPING}
         self.save_label_version(label_id, path, label_tag, {**record, "info_of_version": latest.version})
 
     @abstractmethod

@@ -50,18 +50,17 @@ from lib.errors import (
     UnknownIdError,
 )
 from lib.pacs.client import PacsClient
-from lib.report.dicom import encapsulated_pdf, measurement_sr
-from lib.report.document import Report
-from lib.transforms import Grid, read_image
-from lib.transforms.io import check_label, write_image_atomic
+from lib.transforms.io import read_header, read_label, write_image_atomic
 
 from .base import FINAL, ORIGINAL, StudyDatastore
-from .labels import LabelFolder, LabelVersion, validate_image_id, validate_tag
+from .labels import LabelFolder, LabelVersion, shown, validate_image_id, validate_tag
 
 logger = logging.getLogger(__name__)
 
 LABEL_SERIES = "BrainTumorLabel"
 _LABEL_DESCRIPTION = re.compile(rf"^{LABEL_SERIES} (?P<tag>[A-Za-z0-9_]+) v(?P<version>\d+)$")
+#: A DICOM UID (PS3.5 9.1): components of digits, no leading zero, dot-separated, at most 64 characters.
+_UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 #: Instance attributes the sequence classifier reads (QIDO-RS includefield).
 CLASSIFIER_FIELDS = ("0008103E", "00181030", "00080008", "00180020", "00180080", "00180081", "00180082",
                      "00180010", "00189087", "00200011")
@@ -137,8 +136,11 @@ class DicomWebStudyDatastore(StudyDatastore):
 
     def study_record(self, uid: str, offline_ok: bool = False) -> StudyRecord:
         """The study's sequences and labels, re-read from the PACS when its series changed.
-        With ``offline_ok``, a PACS that is unavailable gives the cached record, if any."""
-        validate_image_id(uid)
+        With ``offline_ok``, a PACS that is unavailable gives the cached record, if any. An id
+        that is not a DICOM UID is unknown (:class:`UnknownIdError`), without asking the PACS."""
+        if not isinstance(uid, str) or not _UID.fullmatch(uid):
+            raise UnknownIdError(f"unknown image id {shown(uid)} (a study here is a DICOM StudyInstanceUID: "
+                                 "digits and dots, at most 64 characters)")
         try:
             series = self.client.series(uid, fields=("0008103E", "00201209", "00080060"))
         except PacsUnavailableError:
@@ -240,19 +242,30 @@ class DicomWebStudyDatastore(StudyDatastore):
         values = {line: str(getattr(first, keyword, "") or "") for line, keyword in keywords.items()}
         return {**{k: v for k, v in values.items() if v}, "Study UID": image_id}
 
-    def publish_report(self, image_id: str, report: Report, pdf: bytes) -> dict[str, str]:
-        """A signed report into the PACS, next to the study: an Encapsulated PDF and a TID 1500
-        measurement SR that references the SEG of the measured label version."""
-        tag, version = str(report.label["tag"]), int(report.label["version"])
+    @property
+    def stores_dicom(self) -> bool:
+        return True
+
+    def store_dicom(self, image_id: str, datasets: list[pydicom.Dataset]) -> None:
+        """STOW-RS into the PACS; each dataset must belong to the study ``image_id``."""
+        for dataset in datasets:
+            if str(getattr(dataset, "StudyInstanceUID", "")) != image_id:
+                raise InputError(f"a DICOM object of study {getattr(dataset, 'StudyInstanceUID', None)!r} is not "
+                                 f"of study '{image_id}'", image_id)
+        self.client.store(datasets)
+
+    def source_header(self, image_id: str) -> pydicom.Dataset:
+        return self._t1c_headers(image_id)[0]
+
+    def label_seg(self, image_id: str, tag: str, version: int) -> pydicom.Dataset:
         record = next((v for v in self.label_versions(image_id, tag) if v.version == version), None)
         series = record.info.get("seg_series") if record else None
         if not series:
-            raise UnknownIdError(f"the measured label ({tag} v{version}) has no SEG in the PACS")
-        seg = self.client.retrieve_series(image_id, str(series))[0]
-        pdf_dataset = encapsulated_pdf(pdf, self._t1c_headers(image_id)[0], report, source=seg)
-        sr = measurement_sr(seg, report)
-        self.client.store([pdf_dataset, sr])
-        return {"pdf_series": str(pdf_dataset.SeriesInstanceUID), "sr_series": str(sr.SeriesInstanceUID)}
+            raise UnknownIdError(f"the label {tag} v{version} of study '{image_id}' has no SEG in the PACS")
+        return self.client.retrieve_series(image_id, str(series))[0]
+
+    def start_background_work(self) -> None:
+        self.start_outbox_sender()
 
     def get_image_uri(self, image_id: str) -> str:
         return str(self.study_path(image_id) / sequence_filename(image_id, REFERENCE_SEQUENCE))
@@ -285,12 +298,10 @@ class DicomWebStudyDatastore(StudyDatastore):
         the outbox and is sent later (the version's record says ``pending``)."""
         tag = validate_tag(tag)
         label_info = info
-        reference = read_image(self.get_image_uri(image_id), image_id)
-        try:
-            label = read_image(label_filename, image_id)
-        except InputError as exc:
-            raise InvalidLabelError(f"label cannot be read: {exc.problem}", image_id) from None
-        label = check_label(label, Grid.of(reference), image_id, "submitted label")
+        reference = read_header(self.get_image_uri(image_id), image_id)
+        if reference is None:
+            raise InvalidLabelError("the study's t1c volume is not 3D", image_id)
+        label = read_label(label_filename, reference, image_id)
         in_pacs = [v["version"] for v in self.study_record(image_id, offline_ok=True).labels.get(tag, [])]
         version = self.labels.reserve(image_id, tag, at_least=max(in_pacs, default=0) + 1)
         try:

@@ -46,7 +46,7 @@ def validate_tag(tag: str) -> str:
     if isinstance(tag, Enum):
         tag = str(tag.value)
     if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
-        raise InputError(f"{_shown(tag)} is not a valid label tag (1 to 64 letters, digits or '_')")
+        raise InputError(f"{shown(tag)} is not a valid label tag (1 to 64 letters, digits or '_')")
     return tag
 
 
@@ -54,12 +54,13 @@ def validate_image_id(image_id: str) -> str:
     """``image_id`` if it can name a study, else :class:`InputError` naming it (no slashes,
     no leading dot, at most 128 characters)."""
     if not isinstance(image_id, str) or not IMAGE_ID_PATTERN.fullmatch(image_id) or ".." in image_id:
-        raise InputError(f"{_shown(image_id)} is not a valid image id (up to 128 letters, digits, '.', '_' or '-', "
+        raise InputError(f"{shown(image_id)} is not a valid image id (up to 128 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit)")
     return image_id
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """``repr(value)`` cut to 80 characters, for an error message that names a client's value."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "...'"
 

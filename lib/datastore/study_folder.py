@@ -28,14 +28,14 @@ import SimpleITK as sitk
 
 from lib.atomic import atomic_path, read_json, write_json
 from lib.brats import REFERENCE_SEQUENCE, SEQUENCES
-from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, UnknownIdError
+from lib.errors import ConflictError, InputError, MissingSequenceError, UnknownIdError
 from lib.transforms import Grid, read_image
 from lib.transforms.io import (
     IMAGE_EXTENSIONS,
     LABEL_SUFFIX,
-    check_label,
     check_sequence,
     find_case_files,
+    read_label,
     split_channels,
     write_image_atomic,
 )
@@ -50,6 +50,8 @@ META_DIR = ".braintumorlabel"
 #: how old the folder listing may be before ``list_images`` rescans it (seconds)
 RESCAN_S = 5.0
 _IMPORTED = "imported"
+#: Image info the store derives from the files; recorded info never replaces it.
+_DERIVED_INFO = frozenset({"name", "path", "layout", "problem", "sequences"})
 #: The version number of a case folder's own ``-seg`` file when case labels are imported.
 _IMPORTED_VERSION = 0
 
@@ -154,18 +156,20 @@ class StudyFolderDatastore(StudyDatastore):
         return None
 
     def get_image_info(self, image_id: str) -> dict[str, Any]:
+        """The study's name, layout, and its files relative to the studies folder (never a path
+        of the server), or why it cannot be segmented."""
         path = self._known(image_id)
-        info: dict[str, Any] = {"name": image_id, "path": str(path),
+        info: dict[str, Any] = {"name": image_id, "path": self._relative(path),
                                 "layout": "4-channel file" if path.is_file() else "case folder"}
         problem = self.study_problem(image_id)
         if problem:
             info["problem"] = problem
         else:
             files = find_case_files(path, image_id)
-            info["sequences"] = ({s: str(p) for s, p in files.sequences.items()} if files.sequences
-                                 else {s: f"{path}#{i}" for i, s in enumerate(SEQUENCES)})
-        info.update(read_json(self._image_info_path(image_id)))
-        return info
+            info["sequences"] = ({s: self._relative(p) for s, p in files.sequences.items()} if files.sequences
+                                 else {s: f"{self._relative(path)}#{i}" for i, s in enumerate(SEQUENCES)})
+        recorded = read_json(self._image_info_path(image_id))  # what was said at upload: never over the above
+        return {**{k: v for k, v in recorded.items() if k not in _DERIVED_INFO}, **info}
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         self._known(image_id)
@@ -223,12 +227,7 @@ class StudyFolderDatastore(StudyDatastore):
 
     def _validated_label(self, image_id: str, path: Path) -> sitk.Image:
         study = self._known(image_id)
-        try:
-            label = read_image(path, image_id)
-        except InputError as exc:
-            raise InvalidLabelError(f"label cannot be read: {exc.problem}", image_id) from None
-        reference = Grid.of(self._reference_image(image_id, study))
-        return check_label(label, reference, image_id, "submitted label")
+        return read_label(path, Grid.of(self._reference_image(image_id, study)), image_id)
 
     def _reference_image(self, image_id: str, study: Path) -> sitk.Image:
         if study.is_file():
@@ -290,6 +289,9 @@ class StudyFolderDatastore(StudyDatastore):
         return sorted(tags)
 
     # ---- helpers
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+
     def _image_info_path(self, image_id: str) -> Path:
         return self.root / META_DIR / "images" / f"{validate_image_id(image_id)}.json"
 

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from lib.atomic import atomic_path  # noqa: E402
 from lib.brats import ED, ET, NCR  # noqa: E402
 from lib.transforms import array_xyz, reorient_to_ras  # noqa: E402
 
@@ -92,8 +93,8 @@ def key_images(t1c: sitk.Image, flair: sitk.Image, label: sitk.Image, out: Path,
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, labelcolor="white",
                   fontsize=9)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110, facecolor="black")
+    with atomic_path(out, suffix=".png") as tmp:  # owner-only, like every file with patient data
+        figure.savefig(tmp, format="png", dpi=110, facecolor="black")
     plt.close(figure)
     return out
 

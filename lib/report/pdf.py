@@ -14,6 +14,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from lib.atomic import atomic_path
+
 from .document import DISCLAIMER, Report
 
 #: Enhancing lesions listed one per row; smaller ones are summed in one row.
@@ -136,12 +138,12 @@ def write_pdf(report: Report, path: Path, key_images: Path | None = None) -> Pat
     flow += [Paragraph(f"<b>{signature}</b> Model {report.model_version or '-'}; segmentation "
                        f"{label.get('tag', '?')} version {label.get('version', '?')}.", styles["BodyText"]),
              Spacer(1, 3 * mm), Paragraph(DISCLAIMER, _SMALL)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
-                                 topMargin=15 * mm, bottomMargin=15 * mm, title=f"Report {report.study}",
-                                 author=report.signed_by or "BrainTumorLabel (draft)")
     decorate = _footer(report)
-    document.build(flow, onFirstPage=decorate, onLaterPages=decorate)
+    with atomic_path(path, suffix=".pdf") as tmp:  # owner-only: a PACS study's header names the patient
+        document = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                                     topMargin=15 * mm, bottomMargin=15 * mm, title=f"Report {report.study}",
+                                     author=report.signed_by or "BrainTumorLabel (draft)")
+        document.build(flow, onFirstPage=decorate, onLaterPages=decorate)
     return path
 
 

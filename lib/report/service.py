@@ -13,11 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lib.atomic import atomic_path
 from lib.datastore.base import FINAL, ORIGINAL, StudyDatastore
-from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.errors import ConflictError, UnknownIdError
 
 from .build import StudyInputs, draft_report
+from .dicom import encapsulated_pdf, measurement_sr
 from .document import Report
 from .pdf import write_pdf
 from .response import ClinicalInputs
@@ -27,6 +28,11 @@ from .store import ReportStore
 class ReportService:
     def __init__(self, studies: StudyDatastore, store: ReportStore) -> None:
         self.studies, self.store = studies, store
+
+    @property
+    def publishes_to_pacs(self) -> bool:
+        """True when a signed report goes into the studies' PACS (the store keeps DICOM)."""
+        return self.studies.stores_dicom
 
     def _inputs(self, study: str) -> StudyInputs:
         tags = self.studies.label_tags(study)
@@ -42,12 +48,16 @@ class ReportService:
     def draft(self, study: str, prior: str | None = None, clinical: ClinicalInputs | None = None) -> Report:
         """A new draft (its PDF and key images written next to it)."""
         current = self._inputs(study)
+        previous = self._inputs(prior) if prior else None  # every input checked before anything is written
         version = self.store.reserve(study)
-        images = self.store.path(study, version, "images")
-        report = draft_report(current, self._inputs(prior) if prior else None,
-                              model_version=current.label_ref.get("model_version"),
-                              clinical=clinical or ClinicalInputs(), images_path=images)
-        return self._save(report, version)
+        try:
+            report = draft_report(current, previous, model_version=current.label_ref.get("model_version"),
+                                  clinical=clinical or ClinicalInputs(),
+                                  images_path=self.store.path(study, version, "images"))
+            return self._save(report, version)
+        except BaseException:
+            self.store.release(study, version)
+            raise
 
     def latest(self, study: str) -> Report:
         return self.store.latest(study)
@@ -66,10 +76,15 @@ class ReportService:
         report = self.store.latest(study)
         if not report.final:
             raise ConflictError("only a signed report goes to the PACS; sign it first")
-        if not isinstance(self.studies, DicomWebStudyDatastore):
+        if not self.publishes_to_pacs:
             raise ConflictError("this study is not in a PACS; download the PDF instead")
-        pdf = self.store.path(study, report.version, "pdf").read_bytes()
-        return self.studies.publish_report(study, report, pdf)
+        tag, version = str(report.label["tag"]), int(report.label["version"])
+        seg = self.studies.label_seg(study, tag, version)
+        pdf = encapsulated_pdf(self.store.path(study, report.version, "pdf").read_bytes(),
+                               self.studies.source_header(study), report, source=seg)
+        sr = measurement_sr(seg, report)
+        self.studies.store_dicom(study, [pdf, sr])
+        return {"pdf_series": str(pdf.SeriesInstanceUID), "sr_series": str(sr.SeriesInstanceUID)}
 
     def file(self, study: str, kind: str, version: int | None = None) -> Path:
         """The PDF or key images of a version (default: the newest)."""
@@ -78,9 +93,13 @@ class ReportService:
 
     def _next(self, previous: Report, changed: Report) -> Report:
         version = self.store.reserve(previous.study)
-        shutil.copyfile(self.store.path(previous.study, previous.version, "images"),
-                        self.store.path(previous.study, version, "images"))
-        return self._save(changed, version)
+        try:
+            with atomic_path(self.store.path(previous.study, version, "images"), suffix=".png") as copy:
+                shutil.copyfile(self.store.path(previous.study, previous.version, "images"), copy)
+            return self._save(changed, version)
+        except BaseException:
+            self.store.release(previous.study, version)
+            raise
 
     def _save(self, report: Report, version: int) -> Report:
         saved = self.store.save(report, version)

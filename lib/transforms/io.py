@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,10 @@ from ._common import CaseGeometry, Grid
 #: BraTS studies have 4 x 240 x 240 x 155 (36 M); the limit stops a small compressed file from
 #: claiming gigabytes of memory.
 MAX_VOXELS = 4 * 400 ** 3
+#: The most memory an image's voxels may take once decoded (voxels x bytes per voxel of its type):
+#: a BraTS study as float64 takes 286 MB; the limit stops a 2 MB file declaring 400^3 x 4 float64
+#: (2 GB) from being decoded at all. The server's ``BTL_MAX_DECODED_MB`` can lower or raise it.
+MAX_DECODED_BYTES = 512 * 2**20
 #: File extensions accepted for images (all readable by SimpleITK), longest first.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr")
 
@@ -205,11 +210,45 @@ def _check_nifti(path: Path, case_id: str | None) -> None:
         raise UnreadableImageError(f"file is truncated ({actual} of {expected} bytes)", case_id, path)
 
 
-def check_declared_size(path: str | Path, case_id: str | None = None, max_voxels: int | None = None) -> None:
+def check_declared_size(path: str | Path, case_id: str | None = None, max_voxels: int | None = None,
+                        max_decoded_bytes: int | None = None) -> None:
     """Read only the header: :class:`ImageTooLargeError` when it declares more than ``max_voxels``
-    voxels (all channels; default :data:`MAX_VOXELS`), :class:`UnreadableImageError` when it
-    cannot be read or holds complex values."""
-    limit = MAX_VOXELS if max_voxels is None else max_voxels
+    voxels (all channels; default :data:`MAX_VOXELS`) or voxels that would take more than
+    ``max_decoded_bytes`` decoded (default :data:`MAX_DECODED_BYTES`), :class:`UnreadableImageError`
+    when it cannot be read or holds complex values."""
+    reader = _header(Path(path), case_id)
+    if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64) or \
+            "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID()).lower():
+        raise UnreadableImageError("complex-valued images are not MRI magnitudes; send magnitude images",
+                                   case_id, path)
+    voxels = int(np.prod([int(s) for s in reader.GetSize()], dtype=np.int64)) * reader.GetNumberOfComponents()
+    voxel_limit = MAX_VOXELS if max_voxels is None else max_voxels
+    if voxels > voxel_limit:
+        raise ImageTooLargeError(f"image declares {voxels:,} voxels (size {reader.GetSize()}); the limit is "
+                                 f"{voxel_limit:,}", case_id, path)
+    decoded = voxels * _bytes_per_component(reader.GetPixelID())
+    byte_limit = MAX_DECODED_BYTES if max_decoded_bytes is None else max_decoded_bytes
+    if decoded > byte_limit:
+        raise ImageTooLargeError(f"image declares {decoded / 2**20:,.0f} MB of voxels once decoded (size "
+                                 f"{reader.GetSize()}, {sitk.GetPixelIDValueAsString(reader.GetPixelID())}); the "
+                                 f"limit is {byte_limit / 2**20:,.0f} MB", case_id, path)
+
+
+def read_header(path: str | Path, case_id: str | None = None) -> Grid | None:
+    """The 3D grid (size, spacing, origin, direction) an image file declares, from its header
+    alone, or None when the header is not 3D (a 4D header with a last axis of 1 counts as 3D);
+    :class:`UnreadableImageError` when it cannot be read."""
+    reader = _header(Path(path), case_id)
+    size, dim = reader.GetSize(), reader.GetDimension()
+    if dim not in (3, 4) or (dim == 4 and size[3] != 1) or reader.GetNumberOfComponents() != 1:
+        return None
+    direction = reader.GetDirection()
+    return Grid(tuple(int(v) for v in size[:3]), tuple(float(v) for v in reader.GetSpacing()[:3]),
+                tuple(float(v) for v in reader.GetOrigin()[:3]),
+                tuple(float(direction[r * dim + c]) for r in range(3) for c in range(3)))
+
+
+def _header(path: Path, case_id: str | None) -> sitk.ImageFileReader:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -218,14 +257,13 @@ def check_declared_size(path: str | Path, case_id: str | None = None, max_voxels
         first = str(exc).strip().splitlines()
         msg = next((ln for ln in first if "rror" in ln or "ould not" in ln), first[0] if first else "")
         raise UnreadableImageError(f"cannot read image ({msg.strip()[:200]})", case_id, path) from None
-    if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64) or \
-            "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID()).lower():
-        raise UnreadableImageError("complex-valued images are not MRI magnitudes; send magnitude images",
-                                   case_id, path)
-    voxels = int(np.prod([int(s) for s in reader.GetSize()], dtype=np.int64)) * reader.GetNumberOfComponents()
-    if voxels > limit:
-        raise ImageTooLargeError(f"image declares {voxels:,} voxels (size {reader.GetSize()}); the limit is "
-                                 f"{limit:,}", case_id, path)
+    return reader
+
+
+def _bytes_per_component(pixel_id: int) -> int:
+    """Bytes of one voxel component of a SimpleITK pixel type ("64-bit float" -> 8)."""
+    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(pixel_id))
+    return int(bits[1]) // 8 if bits else 8
 
 
 def read_image(path: str | Path, case_id: str | None = None) -> sitk.Image:
@@ -340,6 +378,25 @@ def check_label(label: sitk.Image, reference: Grid, case_id: str | None, path: s
     if bad:
         raise InvalidLabelError(f"label has values outside {{0, 1, 2, 3}}: {bad[:10]}", case_id, path)
     return sitk.Cast(label, sitk.sitkUInt8)
+
+
+def read_label(path: str | Path, reference: Grid, case_id: str | None, what: str = "submitted label") -> sitk.Image:
+    """Read and validate a label file for a study whose t1c grid is ``reference``
+    (:func:`check_label`). Its header is checked first: a label declaring another grid is
+    refused before any voxel is decoded, so its memory is never taken. Raises
+    :class:`InvalidLabelError` naming ``what`` (never the server's path of the file)."""
+    try:
+        declared = read_header(path, case_id)
+        if declared is not None and not declared.matches(reference) and not declared.same_voxels(reference):
+            raise InvalidLabelError(f"label grid (size {declared.size}) differs from the t1c grid (size "
+                                    f"{reference.size}, spacing {tuple(round(v, 4) for v in reference.spacing)})",
+                                    case_id, what)
+        label = read_image(path, case_id)
+    except InvalidLabelError:
+        raise
+    except InputError as exc:
+        raise InvalidLabelError(f"label cannot be read: {exc.problem}", case_id, what) from None
+    return check_label(label, reference, case_id, what)
 
 
 def load_case(files: CaseFiles, load_label: bool = True) -> tuple[dict[str, sitk.Image], sitk.Image | None]:

@@ -6,23 +6,19 @@ audit trail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from lib.activelearning.effort import SURFACE_TOLERANCE_MM, EffortTable, as_dict, summary
-from lib.audit import AuditLog
-from lib.datastore.base import StudyDatastore
-from lib.datastore.dicomweb import DicomWebStudyDatastore
+from lib.activelearning.effort import SURFACE_TOLERANCE_MM, as_dict, summary
 from lib.datastore.labels import validate_tag
 from lib.dicom.sequences import SeriesInfo, identify_sequences
-from lib.http_errors import http_errors
 from lib.report.response import ClinicalInputs
-from lib.report.service import ReportService
+
+from .context import Actor, ServedApp, served
+from .errors import http_errors
 
 
 class SeriesAttributes(BaseModel):
@@ -60,131 +56,122 @@ class ServeRequest(BaseModel):
     reason: str = Field(default="", max_length=2_000)
 
 
-@dataclass(frozen=True)
-class ApiContext:
-    """What the routes work on, looked up per request: the study datastore, the audit trail,
-    the report service, the correction-effort table, the uncertainty scores, the model
-    registry and ``serve_model(version, user, reason)``, and ``record(request, action, **fields)``
-    which audits an action as the request's user; ``user(request)`` is that user's name."""
-
-    studies: Callable[[], StudyDatastore]
-    audit: Callable[[], AuditLog]
-    reports: Callable[[], ReportService]
-    effort: Callable[[], EffortTable]
-    uncertainty: Callable[[], dict[str, Any]]
-    models: Callable[[], dict[str, Any]]
-    serve_model: Callable[[str, str, str], dict[str, Any]]
-    record: Callable[..., None]
-    user: Callable[[Request], str]
-
-
-def build_router(context: ApiContext) -> APIRouter:
+def build_router() -> APIRouter:
     """The ``/btl`` routes."""
     router = APIRouter(prefix="/btl", tags=["BrainTumorLabel"])
-    studies, audit = context.studies, context.audit
 
     @router.post("/studies/{image_id}/report", summary="Draft a report (measurements, response, key images)")
-    def draft_report(request: Request, image_id: str, body: DraftRequest) -> dict[str, Any]:
+    def draft_report(request: Request, image_id: str, body: DraftRequest,
+                     btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
+            actor = Actor.of(request)
             clinical = ClinicalInputs(steroid_dose=body.steroid_dose, clinical_status=body.clinical_status)
-            report = context.reports().draft(image_id, body.prior, clinical)
-        context.record(request, "report.draft", study=image_id, version=report.version)
+            report = btl.reports.draft(image_id, body.prior, clinical)
+        actor.audit(btl.audit, "report.draft", study=image_id, version=report.version)
         return report.to_dict()
 
     @router.get("/studies/{image_id}/report", summary="A study's report (the newest version, or one)")
-    def get_report(image_id: str, version: int | None = None) -> dict[str, Any]:
+    def get_report(image_id: str, version: int | None = None, btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            service = context.reports()
+            service = btl.reports
             report = service.latest(image_id) if version is None else service.store.get(image_id, version)
         return report.to_dict()
 
     @router.put("/studies/{image_id}/report/findings/{key}", summary="Approve, edit or decline a finding")
-    def review_finding(request: Request, image_id: str, key: str, body: ReviewRequest) -> dict[str, Any]:
+    def review_finding(request: Request, image_id: str, key: str, body: ReviewRequest,
+                       btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            report = context.reports().review(image_id, key, body.state, context.user(request), body.text)
-        context.record(request, "report.review", study=image_id, version=report.version,
-                       detail={"finding": key, "state": body.state})
+            actor = Actor.of(request)
+            report = btl.reports.review(image_id, key, body.state, actor.user, body.text)
+        actor.audit(btl.audit, "report.review", study=image_id, version=report.version,
+                    detail={"finding": key, "state": body.state})
         return report.to_dict()
 
     @router.post("/studies/{image_id}/report/sign", summary="Sign the report (every finding reviewed)")
-    def sign_report(request: Request, image_id: str, body: SignRequest) -> dict[str, Any]:
+    def sign_report(request: Request, image_id: str, body: SignRequest,
+                    btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            service = context.reports()
-            report = service.sign(image_id, context.user(request), body.impression, body.recommendations)
-        context.record(request, "report.approve", study=image_id, version=report.version)
+            actor = Actor.of(request)
+            service = btl.reports
+            report = service.sign(image_id, actor.user, body.impression, body.recommendations)
+        actor.audit(btl.audit, "report.approve", study=image_id, version=report.version)
         answer = report.to_dict()
-        if isinstance(service.studies, DicomWebStudyDatastore):
+        if service.publishes_to_pacs:
             with http_errors():
                 answer["published"] = service.publish(image_id)
-            context.record(request, "report.publish", study=image_id, version=report.version,
-                           detail=answer["published"])
+            actor.audit(btl.audit, "report.publish", study=image_id, version=report.version,
+                        detail=answer["published"])
         return answer
 
     @router.post("/studies/{image_id}/report/publish", summary="Send the signed report to the PACS again")
-    def publish_report(request: Request, image_id: str) -> dict[str, str]:
+    def publish_report(request: Request, image_id: str, btl: ServedApp = Depends(served)) -> dict[str, str]:
         with http_errors():
-            published = context.reports().publish(image_id)
-        context.record(request, "report.publish", study=image_id, detail=published)
+            actor = Actor.of(request)
+            published = btl.reports.publish(image_id)
+        actor.audit(btl.audit, "report.publish", study=image_id, detail=published)
         return published
 
     @router.get("/studies/{image_id}/report/pdf", summary="The report as a PDF")
-    def report_pdf(image_id: str, version: int | None = None) -> FileResponse:
+    def report_pdf(image_id: str, version: int | None = None, btl: ServedApp = Depends(served)) -> FileResponse:
         with http_errors():
-            path = context.reports().file(image_id, "pdf", version)
+            path = btl.reports.file(image_id, "pdf", version)
         return FileResponse(path, media_type="application/pdf", filename=f"{image_id}-report.pdf")
 
     @router.get("/studies/{image_id}/report/images", summary="The report's key images (PNG)")
-    def report_images(image_id: str, version: int | None = None) -> FileResponse:
+    def report_images(image_id: str, version: int | None = None, btl: ServedApp = Depends(served)) -> FileResponse:
         with http_errors():
-            path = context.reports().file(image_id, "images", version)
+            path = btl.reports.file(image_id, "images", version)
         return FileResponse(path, media_type="image/png", filename=f"{image_id}-key-images.png")
 
     @router.get("/studies/{image_id}/labels/{tag}", summary="Every version of a study's label, with its record")
-    def label_versions(image_id: str, tag: str) -> list[dict[str, Any]]:
+    def label_versions(image_id: str, tag: str, btl: ServedApp = Depends(served)) -> list[dict[str, Any]]:
         with http_errors():
-            store = studies()
+            store = btl.studies_store()
             store.get_image_info(image_id)  # an unknown study is a 404, not an empty list
             return [v.as_dict() for v in store.label_versions(image_id, validate_tag(tag))]
 
     @router.get("/studies/{image_id}/labels/{tag}/{version}", summary="One version of a study's label (NIfTI)")
-    def label_version(image_id: str, tag: str, version: int) -> FileResponse:
+    def label_version(image_id: str, tag: str, version: int, btl: ServedApp = Depends(served)) -> FileResponse:
         with http_errors():
-            path = studies().label_version_uri(image_id, validate_tag(tag), version)
+            path = btl.studies_store().label_version_uri(image_id, validate_tag(tag), version)
         return FileResponse(path, media_type="application/gzip", filename=f"{image_id}-{tag}-v{version}.nii.gz")
 
     @router.get("/effort", summary="How far each final label moved from the model output it corrected")
-    def correction_effort() -> dict[str, Any]:
+    def correction_effort(btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            rows = context.effort().rows(context.studies())
+            rows = btl.effort.rows(btl.studies_store())
         return {"surface_tolerance_mm": SURFACE_TOLERANCE_MM, "rows": [as_dict(r) for r in rows],
                 "by_model_version": summary(rows)}
 
     @router.get("/uncertainty", summary="The served model's uncertainty per study (next_sample 'uncertainty')")
-    def uncertainty() -> dict[str, Any]:
+    def uncertainty(btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            return context.uncertainty()
+            return btl.uncertainty_status()
 
     @router.get("/models", summary="The model registry: versions, metrics, training labels, what is served")
-    def model_versions() -> dict[str, Any]:
+    def model_versions(btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            return context.models()
+            return btl.model_versions()
 
     @router.post("/admin/models/{version}/serve", summary="Serve a registered model version (ML admins)")
-    def serve_model(request: Request, version: str, body: ServeRequest) -> dict[str, Any]:
+    def serve_model(request: Request, version: str, body: ServeRequest,
+                    btl: ServedApp = Depends(served)) -> dict[str, Any]:
         with http_errors():
-            answer = context.serve_model(version, context.user(request), body.reason)
-        context.record(request, "model.serve", detail={"version": version, "reason": body.reason})
+            actor = Actor.of(request)
+            answer = btl.serve_model(version, actor.user, body.reason)
+        actor.audit(btl.audit, "model.serve", detail={"version": version, "reason": body.reason})
         return answer
 
     @router.get("/audit", summary="The audit trail (ML admins)")
     def audit_events(study: str | None = None, user: str | None = None, action: str | None = None,
-                     limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
-        return audit().events(study=study, user=user, action=action, limit=limit)
+                     limit: int = Query(1000, ge=1, le=100_000),
+                     btl: ServedApp = Depends(served)) -> list[dict[str, Any]]:
+        return btl.audit.events(study=study, user=user, action=action, limit=limit)
 
     @router.get("/studies/{image_id}/sequences/{sequence}", summary="One sequence of a study (NIfTI)")
-    def sequence_file(image_id: str, sequence: str) -> FileResponse:
+    def sequence_file(image_id: str, sequence: str, btl: ServedApp = Depends(served)) -> FileResponse:
         with http_errors():
-            path = studies().sequence_uri(image_id, sequence)
+            path = btl.studies_store().sequence_uri(image_id, sequence)
         return FileResponse(path, media_type="application/gzip", filename=f"{image_id}-{sequence}.nii.gz")
 
     @router.post("/sequences/identify", summary="Which series of a study is t1n, t1c, t2w, t2f")
