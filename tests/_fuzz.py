@@ -2,14 +2,19 @@
 
 Each request is built from a seeded random generator: ids and tags with null bytes, path
 traversal, unicode, 300-character strings; malformed or wrongly typed JSON; uploads that are
-random bytes, truncated gzip, tiny, complex-valued, blank or declaring billions of voxels.
+random bytes, truncated gzip, tiny, complex-valued, blank, declaring billions of voxels or
+gigabytes once decoded; and the payloads of the 2026-12 security review: a server path named as
+the image with ``"uploaded": true``, MONAI Label's WSI inference, a session tar whose members
+climb out of the session folder (:func:`escaping_tar`).
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import struct
+import tarfile
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,9 +62,43 @@ def bad_uploads(rng: np.random.Generator) -> list[tuple[str, bytes]]:
         ("nan spacing", _nifti((20, 20, 20, 4), float("nan"), noise)),
         ("complex", _nifti((20, 20, 20, 4), 1.0, noise * 2, datatype=32, bitpix=64)),
         ("billions of voxels", _nifti((2000, 2000, 2000, 4), 1.0, noise)),
+        ("2 GB of float64 once decoded", _nifti((400, 400, 400, 4), 1.0, noise, datatype=64, bitpix=64)),
+        ("634^3 float64 label", _nifti((634, 634, 634, 1), 1.0, noise, datatype=64, bitpix=64)),
         ("three channels", _nifti((20, 20, 20, 3), 1.0, noise[: 20 ** 3 * 3 * 4])),
         ("not gzip but .nii.gz", b"\x1f\x8b" + rng.bytes(500)),
     ]
+
+
+#: MONAI Label routes the product does not offer (security review, 2026-12): each is a 404.
+NOT_SERVED = [
+    ("PUT", "/session/"), ("GET", "/session/abc"), ("DELETE", "/session/abc"),
+    ("POST", "/infer/wsi/segmentation"), ("POST", "/infer/wsi_v2/segmentation"),
+    ("POST", "/scoring/epistemic"), ("GET", "/scoring/"), ("POST", "/batch/infer/segmentation"),
+    ("GET", "/batch/infer"), ("GET", "/proxy/dicom/wado/x"), ("GET", "/ohif/index.html"), ("POST", "/reload"),
+    ("GET", "/logs/"), ("GET", "/logs/gpu"), ("PUT", "/datastore/updatelabelinfo"), ("PUT", "/datastore/image/info"),
+    ("DELETE", "/datastore/image"), ("GET", "/model/segmentation"), ("GET", "/model/info/segmentation"),
+    ("PUT", "/model/segmentation"), ("GET", "/static/app.css"), ("GET", "/static/../datastore/dataset"),
+    ("OPTIONS", "/datastore/dataset"), ("GET", "/nowhere"), ("GET", "//datastore/image"), ("POST", "/"),
+]
+
+
+#: Where the members of :func:`escaping_tar` would land if a server extracted it unfiltered.
+ESCAPED = "/tmp/btl-fuzz-escaped"
+
+
+def escaping_tar() -> bytes:
+    """A tar whose members have an absolute name, a ``..`` name and a link out of the folder."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name in (f"{ESCAPED}-absolute", f"../../../../../..{ESCAPED}-dotdot"):
+            data = b"written outside the session folder"
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+        tar.addfile(link)
+    return out.getvalue()
 
 
 def attempts(seed: int, count: int, study: str) -> Iterator[Attempt]:
@@ -119,6 +158,11 @@ def attempts(seed: int, count: int, study: str) -> Iterator[Attempt]:
         lambda: Attempt("POST", "/btl/sequences/identify", body=junk_json().encode(), content_type="application/json",
                         what="identify bad"),
         lambda: Attempt("GET", f"/datastore/image/info?image={q(text())}", what="info unknown"),
+        lambda: Attempt("POST", f"/infer/{MODEL}?image={q(str(rng.choice(['/etc', '/tmp', '/', '/proc/self'])))}"
+                        "&output=json", fields={"params": json.dumps({"uploaded": True})}, what="infer a server path"),
+        lambda: Attempt("POST", f"/infer/wsi/{MODEL}?image=%2Fetc", body=json.dumps({"params": {"uploaded": True}})
+                        .encode(), content_type="application/json", what="wsi inference"),
+        lambda: Attempt("PUT", "/session/?uncompress=true", files={"files": escaping_tar()}, what="session tar"),
     ]
     for _ in range(count):
         yield makers[int(rng.integers(len(makers)))]()

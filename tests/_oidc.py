@@ -1,8 +1,10 @@
 """Start a real OpenID Connect provider (tests/oidc_provider, panva's oidc-provider on Node.js)
-on loopback for a test, get access tokens from it, and stop it."""
+on loopback for a test, get access tokens from it, and stop it; and :class:`OwnIssuer`, a minimal
+issuer whose key the test holds, for tokens no real provider issues."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import select
@@ -10,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -18,7 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
 
@@ -83,6 +89,62 @@ def oidc_provider(audience: str = "braintumorlabel", token_ttl_s: int = 300, por
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGCONT)  # a paused provider stops on SIGTERM once resumed
             _stop(proc)
+
+
+class OwnIssuer:
+    """A minimal OpenID issuer on loopback (discovery and JWKS over HTTP) whose RSA key the test
+    holds, so that it can sign tokens no real provider issues; ``jwks_requests`` counts the key
+    downloads, ``delay_s`` slows each answer."""
+
+    def __init__(self, audience: str) -> None:
+        self.audience = audience
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks = {"keys": [{**public, "kid": "own-key", "alg": "RS256", "use": "sig"}]}
+        self.jwks_requests, self.delay_s = 0, 0.0
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                time.sleep(issuer.delay_s)
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                elif self.path == "/jwks":
+                    issuer.jwks_requests += 1
+                    body = issuer.jwks
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims: Any) -> str:
+        """A token for a clinician, valid 5 minutes, with ``claims`` changed or added."""
+        now = time.time()
+        claims = {"iss": self.url, "aud": self.audience, "sub": "dr.own", "iat": int(now), "exp": int(now) + 300,
+                  "roles": ["clinician"], **claims}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "own-key"})
+
+
+@contextmanager
+def own_oidc_issuer(audience: str = "braintumorlabel") -> Iterator[OwnIssuer]:
+    """Run an :class:`OwnIssuer` on loopback for the block."""
+    issuer = OwnIssuer(audience)
+    try:
+        yield issuer
+    finally:
+        issuer.server.shutdown()
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], stderr: IO[bytes], timeout_s: float) -> str:

@@ -40,7 +40,8 @@ from lib.server.auth import (
 from lib.server.routes import ROUTES, role_of
 from lib.server.settings import ServerSettings
 
-from _oidc import OidcProvider, oidc_provider
+from _fuzz import NOT_SERVED
+from _oidc import OidcProvider, OwnIssuer, oidc_provider, own_oidc_issuer
 
 AUDIENCE = "braintumorlabel"
 ROLE_OF_CLIENT = {
@@ -258,19 +259,6 @@ def test_the_app_serves_exactly_the_route_table() -> None:
                          ("POST", "/activelearning/{strategy}")}
 
 
-#: MONAI Label routes the product does not offer (security review, 2026-12): all 404.
-NOT_SERVED = [
-    ("PUT", "/session/"), ("GET", "/session/abc"), ("DELETE", "/session/abc"),
-    ("POST", "/infer/wsi/segmentation"), ("POST", "/infer/wsi_v2/segmentation"),
-    ("POST", "/scoring/epistemic"), ("GET", "/scoring/"), ("POST", "/batch/infer/segmentation"),
-    ("GET", "/batch/infer"), ("GET", "/proxy/dicom/wado/x"), ("GET", "/ohif/index.html"), ("POST", "/reload"),
-    ("GET", "/logs/"), ("GET", "/logs/gpu"), ("PUT", "/datastore/updatelabelinfo"), ("PUT", "/datastore/image/info"),
-    ("DELETE", "/datastore/image"), ("GET", "/model/segmentation"), ("GET", "/model/info/segmentation"),
-    ("PUT", "/model/segmentation"), ("GET", "/static/app.css"), ("GET", "/static/../datastore/dataset"),
-    ("OPTIONS", "/datastore/dataset"), ("GET", "/nowhere"), ("GET", "//datastore/image"), ("POST", "/"),
-]
-
-
 @pytest.mark.parametrize(("method", "path"), NOT_SERVED)
 def test_routes_not_in_the_table_are_not_served(method: str, path: str) -> None:
     with pytest.raises(NotServed):
@@ -390,57 +378,10 @@ def test_cors_allows_the_configured_origins_only(verifier: TokenVerifier) -> Non
 # --- key downloads and claims the real provider never sends ------------------------------
 
 
-class OwnIssuer:
-    """A minimal OpenID issuer on loopback (discovery and JWKS over HTTP) whose RSA key the test
-    holds, so that it can sign tokens no real provider issues; ``jwks_requests`` counts the key
-    downloads, ``delay_s`` slows each answer."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        self.jwks = {"keys": [{**public, "kid": "own-key", "alg": "RS256", "use": "sig"}]}
-        self.jwks_requests, self.delay_s = 0, 0.0
-        issuer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                time.sleep(issuer.delay_s)
-                if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
-                elif self.path == "/jwks":
-                    issuer.jwks_requests += 1
-                    body = issuer.jwks
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, **claims: Any) -> str:
-        now = time.time()
-        return jwt.encode({"iss": self.url, "aud": AUDIENCE, "sub": "dr.own", "iat": int(now), "exp": int(now) + 300,
-                           "roles": ["clinician"], **claims}, self.key, algorithm="RS256", headers={"kid": "own-key"})
-
-
 @pytest.fixture
 def own_issuer() -> Iterator[OwnIssuer]:
-    issuer = OwnIssuer()
-    yield issuer
-    issuer.server.shutdown()
+    with own_oidc_issuer(AUDIENCE) as issuer:
+        yield issuer
 
 
 def test_dates_must_be_numbers_and_lifetimes_bounded(own_issuer: OwnIssuer) -> None:

@@ -3,6 +3,8 @@ volumes, SEG write-back with versions, cache invalidation, and a PACS that stops
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import time
@@ -193,3 +195,26 @@ def test_a_study_filter_narrows_the_listing_to_matching_studies(pacs, tmp_path):
     settings = PacsConfig(orthanc.dicomweb_url, orthanc.username, orthanc.password)
     store = DicomWebStudyDatastore(PacsClient(settings), tmp_path, study_filter={"PatientID": patient})
     assert store.list_images() == [studies["complete"]["uid"]]
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (its socket inodes matched in /proc/net/tcp{,6})."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_sandbox_orthanc_opens_its_http_port_only_and_refuses_other_computers(pacs):
+    orthanc, _ = pacs
+    assert _listening_ports(orthanc.process.pid) == {orthanc.http_port}  # no DICOM (DIMSE) port
+    config = json.loads((orthanc.folder / "orthanc.json").read_text())
+    assert config["RemoteAccessAllowed"] is False and config["AuthenticationEnabled"] is True

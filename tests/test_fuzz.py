@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _fuzz import attempts
 
 from _cases import make_studies
+from _fuzz import ESCAPED, attempts
 from _http import call
 from _server import monailabel_server
 
@@ -44,4 +44,5 @@ def test_hostile_requests_get_a_4xx_and_change_nothing(server):
         assert 400 <= status < 500 or status == 503, (attempt.what, attempt.path[:120], status, body[:300])
     assert call(url, "GET", "/auth/")[0] == 200  # still up
     assert _stored(root) == before
+    assert not list(Path(ESCAPED).parent.glob(Path(ESCAPED).name + "*"))  # no tar member landed outside
     assert sum(outcomes.values()) == REQUESTS and len({what for what, _ in outcomes}) > 15

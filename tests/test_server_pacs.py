@@ -161,3 +161,18 @@ def test_a_password_in_the_pacs_address_is_refused_before_anything_logs_it(tmp_p
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 2 and "BTL_PACS_PASSWORD" in started.stderr
     assert secret not in started.stdout + started.stderr
+
+
+@pytest.mark.parametrize("image", ["abc", "1.2.abc", "0001.2", "9" * 65])
+def test_an_id_that_is_not_a_dicom_uid_is_a_404_naming_why_on_every_clinician_route(setup, image):
+    url = setup["url"]
+    answers = [requests.post(f"{url}/infer/{MODEL}", params={"image": image, "output": "json"}, timeout=60),
+               requests.get(f"{url}/datastore/image/info", params={"image": image}, timeout=60),
+               requests.get(f"{url}/datastore/image", params={"image": image}, timeout=60),
+               requests.get(f"{url}/datastore/label", params={"label": image, "tag": "final"}, timeout=60),
+               requests.get(f"{url}/btl/studies/{image}/labels/final", timeout=60),
+               requests.get(f"{url}/btl/studies/{image}/sequences/t1c", timeout=60),
+               requests.post(f"{url}/btl/studies/{image}/report", json={"prior": None}, timeout=60)]
+    for answer in answers:
+        assert answer.status_code == 404, (answer.request.url, answer.status_code, answer.text[:300])
+        assert "DICOM StudyInstanceUID" in answer.json()["detail"]

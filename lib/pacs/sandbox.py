@@ -1,4 +1,9 @@
-"""A private Orthanc on loopback: free ports, temporary storage, HTTP basic auth, DICOMweb on.
+"""A private Orthanc for tests and demos: a free port, temporary storage, HTTP basic auth, DICOMweb on.
+
+Orthanc 1.10 has no setting for the address it binds: its HTTP port listens on every interface
+of the machine, and it refuses every request that does not come from the machine itself
+(``RemoteAccessAllowed`` false), before authentication. Its DICOM (DIMSE) port is off
+(``DicomServerEnabled`` false): nothing here speaks DIMSE.
 
 Used by the test suite and by ``make orthanc`` for trying the PACS path by hand. Needs the
 Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``make test`` installs them).
@@ -116,7 +121,7 @@ def start_orthanc(http_port: int | None = None, username: str = "btl", password:
         "StorageDirectory": str(folder / "storage"),
         "IndexDirectory": str(folder / "storage"),
         "HttpPort": port,
-        "DicomPort": free_loopback_port(),
+        "DicomServerEnabled": False,
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": True,
         "RegisteredUsers": {username: password},
