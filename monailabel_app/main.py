@@ -1,7 +1,8 @@
 """BrainTumorLabel: the MONAI Label app that segments brain tumors from four MRI sequences.
 
-Start it with ``monailabel start_server --app monailabel_app --studies <folder>`` (or
-``make run``). One image id is one study (a case folder in BraTS naming, or a 4-channel
+Start it with ``btl-server --studies <folder>`` (or ``make run``): the application of
+``lib/server/`` serves it (MONAI Label's own application is refused, see
+:meth:`BrainTumorLabelApp.on_init_complete`). One image id is one study (a case folder in BraTS naming, or a 4-channel
 NIfTI); see ``lib/datastore/study_folder.py``. The work happens in ``lib/``; the classes
 here only wire it into MONAI Label.
 
