@@ -25,10 +25,8 @@ Config (``--conf key value``):
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,20 +41,18 @@ from lib.activelearning.effort import EffortTable
 from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
 from lib.activelearning.strategies import FirstStudy, ForegroundRandomStudy, MostUncertainStudy, RandomStudy
 from lib.activelearning.uncertainty import BackgroundScorer, ScoreBook
+from lib.datastore import open_datastore
 from lib.datastore.base import ORIGINAL, StudyDatastore
-from lib.datastore.dicomweb import DicomWebStudyDatastore
-from lib.datastore.study_folder import META_DIR, StudyFolderDatastore
+from lib.datastore.study_folder import META_DIR
 from lib.errors import UnknownIdError
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
 from lib.model import PredictionSettings
-from lib.model.registry import ModelRegistry
+from lib.model.registry import ModelRegistry, served_checkpoints
 from lib.options import as_flag
-from lib.pacs.client import PacsClient, PacsConfig
 from lib.report.service import ReportService
 from lib.report.store import ReportStore
 from lib.server.audit import AuditLog
-from lib.trainers.run import previous_path
 from lib.trainers.task import BrainTumorTraining
 
 logger = logging.getLogger(__name__)
@@ -64,18 +60,6 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "brats_segresnet"
 APP_VERSION = "0.3.0"
 
-
-
-def _study_filter(conf: dict[str, str]) -> dict[str, str]:
-    """``--conf pacs_study_filter '{"StudyDate": "20260101-"}'``: QIDO-RS keys narrowing the studies."""
-    text = conf.get("pacs_study_filter", "")
-    try:
-        value = json.loads(text) if text else {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"pacs_study_filter is not JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"pacs_study_filter must be a JSON object of QIDO-RS keys, got {text!r}")
-    return {str(k): str(v) for k, v in value.items()}
 
 
 class BrainTumorLabelApp(MONAILabelApp):
@@ -89,8 +73,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         self.registry = ModelRegistry(self.model_dir, self.trained_model, self.bundled_model)
         self.registry.versions()  # registers the bundled model as the first one served
         mirror = tuple(int(a) for a in str(conf.get("mirror_axes", "")).split(",") if a.strip())
-        # the newest trained model, the one it replaced, then the bundled one: the first that loads
-        self.segmenter = TumorSegmenter([self.trained_model, previous_path(self.trained_model), self.bundled_model],
+        self.segmenter = TumorSegmenter(served_checkpoints(self.trained_model, self.bundled_model),
                                         PredictionSettings(mirror_axes=mirror))
         state_dir = Path(studies) / META_DIR if local else \
             Path(conf.get("cache_dir") or Path(app_dir) / "model" / "trained")
@@ -103,15 +86,8 @@ class BrainTumorLabelApp(MONAILabelApp):
                          version=APP_VERSION, labels={"NCR": 1, "ED": 2, "ET": 3})
 
     def init_datastore(self) -> Datastore:
-        """The study datastore (a folder, or a DICOMweb PACS)."""
-        if self.studies.startswith(("http://", "https://")):
-            pacs = PacsConfig.from_environment(self.studies, self.conf.get("pacs_credentials_file"))
-            cache = self.conf.get("cache_dir") or \
-                Path.home() / ".cache" / "braintumorlabel" / re.sub(r"[^A-Za-z0-9.]+", "_", pacs.url)
-            return DicomWebStudyDatastore(PacsClient(pacs), cache, algorithm=MODEL_NAME,
-                                          study_filter=_study_filter(self.conf))
-        return StudyFolderDatastore(self.studies,
-                                    import_case_labels=as_flag(self.conf.get("import_case_labels", False)))
+        """The study datastore (a folder, or a DICOMweb PACS): :func:`lib.datastore.open_datastore`."""
+        return open_datastore(self.studies, self.conf)
 
     def studies_store(self) -> StudyDatastore:
         """The app's study datastore."""

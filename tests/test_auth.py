@@ -419,10 +419,10 @@ def test_forged_key_ids_cost_one_download_per_cooldown_and_valid_tokens_never_wa
         for refusal in refusals:
             with pytest.raises(AuthenticationError, match="does not publish"):
                 refusal.result()
-    assert valid_s < 0.5  # a cached key never waits for the provider
-    assert time.monotonic() - started < 2.0 + 1.5  # one attempt, bounded by the timeout; the others at once
+    assert valid_s < 1.0  # a cached key never waits for the provider (a download would take 2 s)
+    assert time.monotonic() - started < 2.0 + 2.0  # one attempt, bounded by the timeout; the others at once
     assert own_issuer.jwks_requests - downloads <= 1
     started = time.monotonic()
     with pytest.raises(AuthenticationError, match="does not publish"):
         verifier.verify(forged({"iss": own_issuer.url, "aud": AUDIENCE, "exp": time.time() + 60}, kid="later"))
-    assert time.monotonic() - started < 0.2  # within the cooldown: no download, whatever the last outcome
+    assert time.monotonic() - started < 1.0  # within the cooldown: no download (2 s), whatever the last outcome

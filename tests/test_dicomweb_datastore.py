@@ -129,10 +129,11 @@ def test_the_cache_is_rebuilt_when_the_study_changes_in_the_pacs(pacs, tmp_path)
 def test_a_pacs_that_stops_answering_loses_no_label(pacs, tmp_path):
     orthanc, studies = pacs
     uid = studies["complete"]["uid"]
-    store = _store(orthanc, tmp_path, timeout_s=1.0, retries=1, backoff_s=0.1)
-    t1c = Path(store.get_image_uri(uid))  # the study is cached before the PACS hangs
-    versions_before = len(store.label_versions(uid, "original"))
-    labelled_before = store.status()["label_tags"].get("original", 0)
+    patient = _store(orthanc, tmp_path)  # the study is cached before the PACS hangs, at an unhurried pace
+    t1c = Path(patient.get_image_uri(uid))
+    versions_before = len(patient.label_versions(uid, "original"))
+    labelled_before = patient.status()["label_tags"].get("original", 0)
+    store = _store(orthanc, tmp_path, timeout_s=1.0, retries=1, backoff_s=0.1)  # the same cache
     orthanc.pause()
     try:
         started = time.monotonic()

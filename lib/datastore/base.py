@@ -67,6 +67,12 @@ class StudyDatastore(Datastore):
     def study_problem(self, image_id: str) -> str | None:
         """Why the study cannot be segmented (a missing or ambiguous sequence), or None."""
 
+    @abstractmethod
+    def input_fingerprint(self, image_id: str) -> str:
+        """A digest of the study's four input series as stored (their content, or for a PACS their
+        instances): two studies with the same fingerprint give the model the same input, and
+        a changed series changes it. What caches of results are keyed by."""
+
     def study_header(self, image_id: str) -> dict[str, str]:
         """Lines that identify the study on a report (a PACS study gives patient and study
         attributes; a folder study only its id)."""

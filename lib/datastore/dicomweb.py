@@ -22,6 +22,7 @@ Cache layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -197,6 +198,15 @@ class DicomWebStudyDatastore(StudyDatastore):
             f.unlink()
         for f in (folder / "t1c-headers").glob("*.dcm") if (folder / "t1c-headers").exists() else []:
             f.unlink()
+
+    def input_fingerprint(self, image_id: str) -> str:
+        """SHA-256 of the series chosen for the four sequences and the instance count of each
+        series of the study (a series added, removed or grown changes it)."""
+        record = self.study_record(image_id, offline_ok=True)
+        if record.problem:
+            raise MissingSequenceError(record.problem, image_id)
+        text = json.dumps({"sequences": record.sequences, "series": sorted(record.signature)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def study_path(self, image_id: str) -> Path:
         """The case folder (BraTS naming) of the study's four volumes, fetched when needed.

@@ -16,6 +16,7 @@ the ``final`` label only when ``import_case_labels`` is set (a BraTS training se
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -146,6 +147,17 @@ class StudyFolderDatastore(StudyDatastore):
             for name, channel in channels.items():
                 write_image_atomic(channel, target.with_name(f"{image_id}-{name}.nii.gz"))
         return str(target)
+
+    def input_fingerprint(self, image_id: str) -> str:
+        """SHA-256 of the four sequence files' bytes (or of the 4-channel file), in sequence order."""
+        files = find_case_files(self.study_path(image_id), image_id)
+        digest = hashlib.sha256()
+        for path in ([files.sequences[s] for s in SEQUENCES] if files.sequences else [files.multichannel]):
+            assert path is not None
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        return digest.hexdigest()
 
     def study_problem(self, image_id: str) -> str | None:
         """Why a study cannot be segmented (a missing or ambiguous sequence), or None."""

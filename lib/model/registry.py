@@ -36,6 +36,21 @@ from .checkpoint import read_checkpoint_record
 
 PUBLISHED, CANDIDATE, BUNDLED = "published", "candidate", "bundled"
 
+#: The model the repository ships (served when no trained one loads).
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[2] / "monailabel_app" / "model" / "brats_segresnet.pt"
+
+
+def previous_path(checkpoint_path: str | Path) -> Path:
+    """Where the model a publication replaced is kept (served when the new one cannot be loaded)."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.stem + ".previous" + path.suffix)
+
+
+def served_checkpoints(trained: Path, bundled: Path = BUNDLED_CHECKPOINT) -> list[Path]:
+    """What a server or a job worker serves, in order: the newest trained model, the one it
+    replaced, then the bundled one (the first that loads)."""
+    return [trained, previous_path(trained), bundled]
+
 
 @dataclass
 class ModelVersion:

@@ -27,16 +27,15 @@ from .build import StudyInputs, draft_report
 from .pdf import write_pdf
 from .response import ClinicalInputs
 
-BUNDLED = Path(__file__).resolve().parents[2] / "monailabel_app" / "model" / "brats_segresnet.pt"
-
 
 def _label(study: Path, given: Path | None, segment: bool, work: Path) -> tuple[Path, dict]:
     if given is not None:
         return given, {"tag": "file", "version": 0, "path": str(given)}
     if segment:
         from lib.infers.pipeline import TumorSegmenter  # the model only when asked for
+        from lib.model.registry import BUNDLED_CHECKPOINT
 
-        result = TumorSegmenter([BUNDLED]).segment(str(study), study.name)
+        result = TumorSegmenter([BUNDLED_CHECKPOINT]).segment(str(study), study.name)
         path = work / f"{study.name}-label.nii.gz"
         sitk.WriteImage(result.label, str(path), useCompression=True)
         return path, {"tag": "model", "version": 0, "model_version": result.model_version}

@@ -21,7 +21,7 @@ from typing import Any
 
 from lib.atomic import write_json
 from lib.evaluation import mean_score, score_checkpoint
-from lib.model.registry import CANDIDATE, PUBLISHED, ModelRegistry
+from lib.model.registry import CANDIDATE, PUBLISHED, ModelRegistry, previous_path
 from lib.transforms import NyulLandmarks
 
 from .config import TrainConfig
@@ -42,12 +42,6 @@ class Publication:
     candidate_dice: dict[str, float]
     served_dice: dict[str, float]
     checkpoint: str | None
-
-
-def previous_path(checkpoint_path: str | Path) -> Path:
-    """Where the model a publication replaced is kept (served when the new one cannot be loaded)."""
-    path = Path(checkpoint_path)
-    return path.with_name(path.stem + ".previous" + path.suffix)
 
 
 def candidate_path(checkpoint_path: str | Path) -> Path:
