@@ -27,6 +27,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
+import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,12 +44,20 @@ from lib.activelearning.effort import EffortTable
 from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
 from lib.activelearning.strategies import FirstStudy, ForegroundRandomStudy, MostUncertainStudy, RandomStudy
 from lib.activelearning.uncertainty import BackgroundScorer, ScoreBook
+from lib.brats import LABEL_NAMES
 from lib.datastore import open_datastore
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.study_folder import META_DIR
-from lib.errors import UnknownIdError
+from lib.errors import ModelUnavailableError, UnknownIdError
 from lib.infers.pipeline import TumorSegmenter
 from lib.infers.task import BrainTumorSegmentation
+from lib.jobs.broker import CeleryRunner
+from lib.jobs.cli import pipeline_parameters
+from lib.jobs.cohort import Plan
+from lib.jobs.runners import InProcessRunner
+from lib.jobs.service import CohortService, JobSettings
+from lib.jobs.shared import SharedRunner
+from lib.jobs.work import JobSpec, StudyRef, Workbench
 from lib.model import PredictionSettings
 from lib.model.registry import ModelRegistry, served_checkpoints
 from lib.options import as_flag
@@ -65,6 +76,7 @@ APP_VERSION = "0.3.0"
 class BrainTumorLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         self._guarded = False  # set by start_serving
+        self.job_settings = JobSettings.from_environment()
         self.bundled_model = Path(app_dir) / "model" / f"{MODEL_NAME}.pt"
         local = not studies.startswith(("http://", "https://"))
         default_dir = Path(studies) / META_DIR / "model" if local else Path(app_dir) / "model" / "trained"
@@ -102,6 +114,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         self._guarded = True
         self.server_mode(True)
         self.on_init_complete()
+        self.cohorts.resume_unfinished()
 
     def on_init_complete(self) -> None:
         """Server start. Only the application of :mod:`lib.server` (``btl-server``) enforces
@@ -185,7 +198,10 @@ class BrainTumorLabelApp(MONAILabelApp):
         the label (NIfTI on the t1c grid), a temporary file the caller removes."""
         task = self._infer_task(model)
         store = self.studies_store()
-        result_file, result_json = task({"image": str(store.study_path(image_id)), "case_id": image_id})
+        if self.job_settings.broker_url:
+            result_file, result_json = self._segment_on_a_worker(image_id)
+        else:
+            result_file, result_json = task({"image": str(store.study_path(image_id)), "case_id": image_id})
         result: dict[str, Any] = {"label": result_file, "tag": ORIGINAL, "file": result_file, "params": result_json}
         if save_label:
             try:
@@ -197,6 +213,46 @@ class BrainTumorLabelApp(MONAILabelApp):
                 raise
             result.update({"label": image_id, "version": saved.version})
         return result
+
+    def _segment_on_a_worker(self, image_id: str) -> tuple[str, dict[str, Any]]:
+        """The study segmented by a job worker (``BTL_BROKER_URL``): the label file and the
+        inference's JSON result, as the in-process task gives them."""
+        self.studies_store().study_path(image_id)  # an unknown id or an incomplete study: answered here
+        view = self.job_runner.view()
+        spec = JobSpec(uuid.uuid4().hex, StudyRef(self.studies, image_id))
+        view.submit(spec)
+        deadline = time.monotonic() + self.job_settings.infer_timeout_s
+        while (remaining_s := deadline - time.monotonic()) > 0:
+            outcome = next((o for o in view.poll(min(remaining_s, 1.0)) if o.job_id == spec.job_id), None)
+            if outcome is None:
+                continue
+            outcome.raise_for_failure()
+            assert outcome.label_nii_gz is not None
+            fd, path = tempfile.mkstemp(suffix=".nii.gz", prefix="btl-label-")
+            with os.fdopen(fd, "wb") as out:
+                out.write(outcome.label_nii_gz)
+            return path, {"label_names": {name: value for value, name in LABEL_NAMES.items() if value},
+                          "volumes_ml": outcome.volumes_ml, "model_version": outcome.model_version,
+                          "device": "worker", "worker": outcome.worker, "latencies": outcome.stage_seconds,
+                          "notes": outcome.notes}
+        view.cancel([spec.job_id])
+        raise ModelUnavailableError(f"no job worker segmented study '{image_id}' within "
+                                    f"{self.job_settings.infer_timeout_s:g} s (BTL_JOB_TIMEOUT_S); are the workers "
+                                    "running?")
+
+    @functools.cached_property
+    def job_runner(self) -> SharedRunner:
+        """Where this server's jobs run: the workers of ``BTL_BROKER_URL``, else this process."""
+        if self.job_settings.broker_url:
+            return SharedRunner(CeleryRunner(self.job_settings.broker_url))
+        return SharedRunner(InProcessRunner(Workbench(self.segmenter, self.conf, name="server",
+                                                      stores={self.studies: self.studies_store()})))
+
+    @functools.cached_property
+    def cohorts(self) -> CohortService:
+        """The server's cohorts (``/btl/jobs``), recorded next to the audit trail."""
+        return CohortService(self.studies_store(), self.studies, self.audit.path.parent / "jobs", self.job_runner,
+                             lambda: Plan(self.segmenter.checkpoint().version, pipeline_parameters(self.segmenter)))
 
     def infer_file(self, model: str, path: Path) -> dict[str, Any]:
         """Segment a 4-channel file the server received (its name, without extension, names the

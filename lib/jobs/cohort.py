@@ -231,6 +231,10 @@ class Cohort:
         """Stop: queued studies do not start; running ones are not stored."""
         self._cancelled = True
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
     def _finish(self, row: CohortRow, outcome: JobOutcome) -> None:
         row.take(outcome.record())
         if outcome.state != DONE:

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from lib.brats import REFERENCE_SEQUENCE
 from lib.datastore import open_datastore
 from lib.datastore.base import StudyDatastore
-from lib.errors import InputError, PacsUnavailableError, UnknownIdError
+from lib.errors import InputError, ModelUnavailableError, PacsUnavailableError, UnknownIdError
 from lib.infers.pipeline import TumorSegmenter
 from lib.report.measure import measure
 from lib.transforms import find_case_files
@@ -104,6 +104,29 @@ class JobOutcome:
     def record(self) -> dict[str, Any]:
         """What a result file or a row keeps of it (everything but the label)."""
         return {k: v for k, v in asdict(self).items() if k != "label_nii_gz"}
+
+    def raise_for_failure(self) -> None:
+        """A failed or cancelled outcome as the typed error its kind names (for a caller that
+        waited on one job): bad input 422, an unknown study 404, a PACS that stays down or a
+        worker with another model 503, anything else a server fault."""
+        if self.state == DONE:
+            return
+        message = self.error or self.state
+        if self.error_kind == "UnknownIdError":
+            raise UnknownIdError(message)
+        if self.error_kind == "PacsUnavailableError":
+            raise PacsUnavailableError(message)
+        if self.error_kind == "ModelMismatch":
+            raise ModelUnavailableError(message)
+        if self.error_kind in _INPUT_ERRORS:
+            raise InputError(message, self.study)
+        raise RuntimeError(f"job {self.job_id} on {self.worker or 'a worker'}: {message}")
+
+
+#: The error kinds of a job that are its input's fault.
+_INPUT_ERRORS = frozenset({"InputError", "MissingSequenceError", "UnreadableImageError", "ImageTooLargeError",
+                           "InvalidGeometryError", "NonFiniteVoxelsError", "RegistrationError", "InvalidLabelError",
+                           "ValueError"})
 
 
 class TransientError(Exception):

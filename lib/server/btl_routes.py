@@ -52,6 +52,12 @@ class SignRequest(BaseModel):
     recommendations: str = Field(default="", max_length=20_000)
 
 
+class CohortRequest(BaseModel):
+    """A cohort: the studies to segment (none named: every study of the datastore that can be)."""
+
+    studies: list[str] | None = Field(default=None, max_length=100_000)
+
+
 class ServeRequest(BaseModel):
     reason: str = Field(default="", max_length=2_000)
 
@@ -160,6 +166,32 @@ def build_router() -> APIRouter:
             actor = Actor.of(request)
             answer = btl.serve_model(version, actor.user, body.reason)
         actor.audit(btl.audit, "model.serve", detail={"version": version, "reason": body.reason})
+        return answer
+
+    @router.post("/jobs", summary="Segment a cohort of studies as jobs (ML admins)")
+    def start_cohort(request: Request, body: CohortRequest, btl: ServedApp = Depends(served)) -> dict[str, Any]:
+        with http_errors():
+            actor = Actor.of(request)
+            cohort = btl.cohorts.start(body.studies, actor.user)
+        actor.audit(btl.audit, "jobs.start", detail={"job": cohort["id"], "studies": cohort["studies"]})
+        return cohort
+
+    @router.get("/jobs", summary="The cohorts, with how many studies are in each state (ML admins)")
+    def cohorts(btl: ServedApp = Depends(served)) -> list[dict[str, Any]]:
+        with http_errors():
+            return btl.cohorts.list()
+
+    @router.get("/jobs/{job_id}", summary="A cohort: every study's state, worker, result or reason (ML admins)")
+    def cohort(job_id: str, btl: ServedApp = Depends(served)) -> dict[str, Any]:
+        with http_errors():
+            return btl.cohorts.detail(job_id)
+
+    @router.delete("/jobs/{job_id}", summary="Cancel a cohort (ML admins)")
+    def cancel_cohort(request: Request, job_id: str, btl: ServedApp = Depends(served)) -> dict[str, Any]:
+        with http_errors():
+            actor = Actor.of(request)
+            answer = btl.cohorts.cancel(job_id)
+        actor.audit(btl.audit, "jobs.cancel", detail={"job": job_id})
         return answer
 
     @router.get("/audit", summary="The audit trail (ML admins)")

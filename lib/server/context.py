@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lib.activelearning.effort import EffortTable
     from lib.activelearning.leases import LeaseBook
     from lib.datastore.base import StudyDatastore
+    from lib.jobs.service import CohortService
     from lib.report.service import ReportService
     from lib.trainers.task import BrainTumorTraining
 
@@ -33,6 +34,9 @@ class ServedApp(Protocol):
     audit: AuditLog
     leases: LeaseBook
     effort: EffortTable
+
+    @property
+    def cohorts(self) -> CohortService: ...
 
     @property
     def reports(self) -> ReportService: ...

@@ -83,6 +83,10 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("GET", "/btl/uncertainty", _CLIN),
     RouteRule("GET", "/btl/models", _CLIN),
     RouteRule("POST", "/btl/admin/models/{version}/serve", _ADMIN),
+    RouteRule("POST", "/btl/jobs", _ADMIN),
+    RouteRule("GET", "/btl/jobs", _ADMIN),
+    RouteRule("GET", "/btl/jobs/{job_id}", _ADMIN),
+    RouteRule("DELETE", "/btl/jobs/{job_id}", _ADMIN),
     RouteRule("GET", "/btl/audit", _ADMIN),
 )
 
