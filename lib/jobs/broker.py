@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 QUEUE = TASK = "btl.segment"
 #: AMQP heartbeat: a cut link is seen by the broker within about twice this.
 HEARTBEAT_S = 10
+#: How long a job is tried to be sent while the broker does not answer (a restart).
+PUBLISH_FOR_S = 180.0
 
 
 class BrokerUnavailable(RuntimeError):
@@ -85,7 +87,10 @@ def register_segment_task(app: Celery, workbench: Workbench) -> Task:
     def segment(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
         job = JobSpec.from_dict(spec)
         try:
-            return workbench.run(job).to_message()
+            outcome = workbench.run(job)
+            logger.info("job %s: %s %s in %.1f s%s", job.job_id, job.ref.study, outcome.state, outcome.seconds,
+                        f" ({outcome.error})" if outcome.error else "")
+            return outcome.to_message()
         except TransientError as exc:
             wait_s = retry_delay_s(self.request.retries)
             if wait_s is None:
@@ -122,7 +127,18 @@ class CeleryRunner:
         self._pending[spec.job_id] = _Pending(spec, self._send(spec), time.monotonic())
 
     def _send(self, spec: JobSpec) -> AsyncResult:
-        return self.app.send_task(TASK, args=[spec.to_dict()], task_id=spec.job_id, queue=QUEUE)
+        """Publish the job (confirmed by the broker), waiting up to ``PUBLISH_FOR_S`` for a broker
+        that is restarting; :class:`BrokerUnavailable` after that."""
+        deadline = time.monotonic() + PUBLISH_FOR_S
+        while True:
+            try:
+                return self.app.send_task(TASK, args=[spec.to_dict()], task_id=spec.job_id, queue=QUEUE)
+            except OSError as exc:  # kombu's connection errors are OSErrors
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"job {spec.job_id} could not be sent for {PUBLISH_FOR_S:g} s: "
+                                            f"{type(exc).__name__}: {exc}") from None
+                logger.warning("sending job %s: %s; trying again", spec.job_id, exc)
+                time.sleep(2.0)
 
     def poll(self, timeout_s: float) -> list[JobOutcome]:
         deadline = time.monotonic() + timeout_s
@@ -143,7 +159,8 @@ class CeleryRunner:
                 continue
             if state == "STARTED":
                 job.state, job.last_seen = RUNNING, now
-                job.worker = str((info or {}).get("hostname", "")) if isinstance(info, dict) else ""
+                hostname = str(info.get("hostname", "")) if isinstance(info, dict) else ""
+                job.worker = hostname.removeprefix("celery@")  # Celery's name for a worker named without "@"
             if not ready:
                 if now - job.last_seen > self.stall_s:
                     logger.warning("job %s: no outcome for %.0f s; submitting it again", job_id, now - job.last_seen)

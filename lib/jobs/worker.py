@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     segmenter = served_segmenter(args.model_dir, PredictionSettings(device=args.device))
     print(f"btl-worker {args.name}: model {segmenter.checkpoint().version}, queue {QUEUE}", flush=True)
     register_segment_task(app, Workbench(segmenter, dict(args.conf), name=args.name))
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # it logs each result: the label included
     app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--hostname={args.name}", f"--queues={QUEUE}",
                      "--loglevel=INFO", "--without-gossip"])
     return 0

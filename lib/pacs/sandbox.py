@@ -106,10 +106,12 @@ class OrthancSandbox:
 
 
 def start_orthanc(http_port: int | None = None, username: str = "btl", password: str | None = None,
-                  timeout_s: float = 60.0) -> OrthancSandbox:
+                  timeout_s: float = 60.0, remote_access: bool = False) -> OrthancSandbox:
     """Start Orthanc with its own configuration and storage in a new temporary folder and
-    wait until its REST API answers. Raises ``RuntimeError`` when Orthanc is not installed
-    or does not come up (its log is in the message)."""
+    wait until its REST API answers. ``remote_access``: answer other hosts too (still with the
+    password), for a test's own network of hosts in network namespaces. Raises
+    ``RuntimeError`` when Orthanc is not installed or does not come up (its log is in the
+    message)."""
     if not Path(ORTHANC).exists() or not Path(DICOMWEB_PLUGIN).exists():
         raise RuntimeError("Orthanc with the DICOMweb plugin is not installed "
                            "(Debian packages 'orthanc' and 'orthanc-dicomweb'; make test installs them)")
@@ -122,7 +124,7 @@ def start_orthanc(http_port: int | None = None, username: str = "btl", password:
         "IndexDirectory": str(folder / "storage"),
         "HttpPort": port,
         "DicomServerEnabled": False,
-        "RemoteAccessAllowed": False,
+        "RemoteAccessAllowed": remote_access,
         "AuthenticationEnabled": True,
         "RegisteredUsers": {username: password},
         "Plugins": [DICOMWEB_PLUGIN],
@@ -157,11 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=8042)
     ap.add_argument("--studies", type=Path, help="folder of DICOM files to upload")
+    ap.add_argument("--allow-remote", action="store_true",
+                    help="answer other hosts too (a test's own hosts in network namespaces)")
     args = ap.parse_args(argv)
-    with start_orthanc(args.port, password=os.environ.get("BTL_ORTHANC_PASSWORD")) as orthanc:
+    with start_orthanc(args.port, password=os.environ.get("BTL_ORTHANC_PASSWORD"),
+                       remote_access=args.allow_remote) as orthanc:
         if args.studies:
             print(f"uploaded {orthanc.upload_folder(args.studies)} instances from {args.studies}")
-        print(f"Orthanc: {orthanc.url}  DICOMweb: {orthanc.dicomweb_url}")
+        print(f"Orthanc: {orthanc.url}  DICOMweb: {orthanc.dicomweb_url}  process {orthanc.process.pid}", flush=True)
         print(f"user '{orthanc.username}', password from BTL_ORTHANC_PASSWORD"
               + ("" if os.environ.get("BTL_ORTHANC_PASSWORD") else f" (not set; generated: {orthanc.password})"))
         print(f"serve it (another terminal): BTL_PACS_USERNAME={orthanc.username} BTL_PACS_PASSWORD=<password> "
