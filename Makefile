@@ -20,7 +20,8 @@ REPORT_DIR := build/report-demo
 # pytest-xdist workers (auto: one per core); each test file runs whole on one worker
 TEST_WORKERS ?= auto
 
-SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools poppler-utils
+SYSTEM_PACKAGES := orthanc orthanc-dicomweb orthanc-postgresql postgresql rabbitmq-server nginx iproute2 dicom3tools \
+	poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup system-packages data run report orthanc run-pacs lint test suite clean
@@ -75,12 +76,17 @@ report: $(REPORT_DIR)/studies/.complete
 	    --recommendations "Follow-up MRI in 8 weeks."
 	@echo "Report: $(REPORT_DIR)/report.pdf (JSON: $(REPORT_DIR)/report.json)"
 
-# Orthanc (a private one is started by the tests) and dciodvfy, installed when missing.
+# Orthanc (with its PostgreSQL index plugin), PostgreSQL, RabbitMQ, nginx and iproute2 (the tests start
+# private ones, on loopback or in network namespaces of their own) and dciodvfy, installed when missing.
+# The packages' own services are not started (a policy-rc.d during the install, where none is set).
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
+		policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null; $(SUDO) chmod +x $$policy; fi; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+		status=$$?; [ -n "$$policy" ] && $(SUDO) rm -f $$policy; exit $$status; \
 	fi
 
 $(DICOM_DIR)/.complete: $(SAMPLE_DIR)/.complete

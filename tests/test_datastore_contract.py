@@ -1,9 +1,11 @@
 """The study datastore contract (lib/datastore/base.py), run against both implementations: the
-local folder and the DICOMweb PACS (a real Orthanc). Each test is one behaviour that the app,
-training and the Slicer module rely on, whatever the datastore."""
+local folder and the DICOMweb PACS (a real Orthanc, with its index in SQLite and, as a large
+archive keeps it, in a real PostgreSQL). Each test is one behaviour that the app, training and
+the Slicer module rely on, whatever the datastore."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from lib.datastore.dicomweb import DicomWebStudyDatastore
 from lib.datastore.study_folder import StudyFolderDatastore
 from lib.errors import ConflictError, InputError, InvalidLabelError, MissingSequenceError, UnknownIdError
 from lib.pacs.client import PacsClient, PacsConfig
-from lib.pacs.sandbox import start_orthanc
+from lib.pacs.sandbox import start_orthanc, start_postgresql
 from lib.transforms import find_case_files
 from synthbrats.dicom_export import StudyPlan, export_case
 
@@ -35,15 +37,29 @@ def cases(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def orthanc(cases, tmp_path_factory):
-    dicom = tmp_path_factory.mktemp("contract-dicom")
+def dicom(cases, tmp_path_factory) -> tuple[Path, list[str]]:
+    """The studies as DICOM; the last one without its FLAIR series."""
+    folder = tmp_path_factory.mktemp("contract-dicom")
     uids = []
     for i, case in enumerate(sorted(p for p in cases.iterdir() if p.is_dir())):
         plan = StudyPlan("siemens", "Gadobutrol", (), "t2f" if i == 2 else None)
-        uids.append(export_case(case, dicom, np.random.default_rng(i), plan)["study_uid"])
+        uids.append(export_case(case, folder, np.random.default_rng(i), plan)["study_uid"])
+    return folder, uids
+
+
+@pytest.fixture(scope="module")
+def orthanc(dicom):
     with start_orthanc() as sandbox:
-        sandbox.upload_folder(dicom)
-        yield sandbox, uids
+        sandbox.upload_folder(dicom[0])
+        yield sandbox, dicom[1]
+
+
+@pytest.fixture(scope="module")
+def orthanc_postgresql(dicom):
+    with start_postgresql() as database, start_orthanc(postgresql=database) as sandbox:
+        assert "PostgreSQL" in json.loads(sandbox.request("/system"))["DatabaseBackendPlugin"]
+        sandbox.upload_folder(dicom[0])
+        yield sandbox, dicom[1]
 
 
 @dataclass
@@ -58,14 +74,14 @@ class Subject:
     removes_labels: bool
 
 
-@pytest.fixture(params=["folder", "pacs"])
+@pytest.fixture(params=["folder", "pacs", "pacs on postgresql"])
 def subject(request, cases, tmp_path) -> Subject:
     if request.param == "folder":
         root = Path(shutil.copytree(cases, tmp_path / "studies"))
         ids = sorted(p.name for p in root.iterdir() if p.is_dir())
         next((root / ids[2]).glob("*-t2f.nii.gz")).unlink()
         return Subject(StudyFolderDatastore(root), ids[:2], ids[2], lambda: StudyFolderDatastore(root), True)
-    sandbox, uids = request.getfixturevalue("orthanc")
+    sandbox, uids = request.getfixturevalue("orthanc" if request.param == "pacs" else "orthanc_postgresql")
     sandbox.delete_series("SEG")  # every test starts without labels in the PACS
 
     def opened(cache: Path) -> DicomWebStudyDatastore:

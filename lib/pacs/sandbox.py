@@ -32,6 +32,63 @@ from lib.net import free_loopback_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
+POSTGRESQL_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class PostgresSandbox:
+    """A private PostgreSQL server (an Orthanc index, as a large archive keeps it): its own data
+    folder, a port on loopback, a ``btl`` role trusted from loopback only."""
+
+    folder: Path
+    port: int
+    user: str = "btl"
+    database: str = "orthanc"
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        # PostgreSQL refuses to run as root: as root, run it as the postgres system user
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def stop(self) -> None:
+        subprocess.run(self._as_owner([str(POSTGRESQL_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast",
+                                       "stop"]), capture_output=True, timeout=60)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> PostgresSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_postgresql(timeout_s: float = 60.0) -> PostgresSandbox:
+    """A new PostgreSQL cluster in a temporary folder, started on a free loopback port, with an
+    ``orthanc`` database. Needs the Debian package ``postgresql`` (``make test`` installs it)."""
+    if not (POSTGRESQL_BIN / "initdb").exists():
+        raise RuntimeError("PostgreSQL is not installed (Debian package 'postgresql'; make test installs it)")
+    folder = Path(tempfile.mkdtemp(prefix="btl-postgresql-"))
+    sandbox = PostgresSandbox(folder, free_loopback_port())
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+
+    def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(sandbox._as_owner(command), capture_output=True, text=True, timeout=timeout_s)
+
+    steps = [[str(POSTGRESQL_BIN / "initdb"), "-D", str(folder / "data"), "-U", sandbox.user, "-A", "trust",
+              "--no-sync", "-E", "UTF8"],
+             [str(POSTGRESQL_BIN / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "postgresql.log"), "-w",
+              "-o", f"-c listen_addresses=127.0.0.1 -p {sandbox.port} -k {folder} -c fsync=off", "start"],
+             [str(POSTGRESQL_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(sandbox.port), "-U", sandbox.user,
+              sandbox.database]]
+    for step in steps:
+        done = run(step)
+        if done.returncode:
+            log = (folder / "postgresql.log").read_text(errors="replace")[-2000:] \
+                if (folder / "postgresql.log").exists() else ""
+            sandbox.stop()
+            raise RuntimeError(f"PostgreSQL: {Path(step[0]).name} failed: {done.stderr[-2000:]}\n{log}")
+    return sandbox
 
 
 @dataclass
@@ -106,10 +163,12 @@ class OrthancSandbox:
 
 
 def start_orthanc(http_port: int | None = None, username: str = "btl", password: str | None = None,
-                  timeout_s: float = 60.0, remote_access: bool = False) -> OrthancSandbox:
+                  timeout_s: float = 60.0, remote_access: bool = False,
+                  postgresql: PostgresSandbox | None = None) -> OrthancSandbox:
     """Start Orthanc with its own configuration and storage in a new temporary folder and
     wait until its REST API answers. ``remote_access``: answer other hosts too (still with the
-    password), for a test's own network of hosts in network namespaces. Raises
+    password), for a test's own network of hosts in network namespaces. ``postgresql``: keep
+    Orthanc's index in that PostgreSQL (the files stay on disk), as a large archive does. Raises
     ``RuntimeError`` when Orthanc is not installed or does not come up (its log is in the
     message)."""
     if not Path(ORTHANC).exists() or not Path(DICOMWEB_PLUGIN).exists():
@@ -134,6 +193,13 @@ def start_orthanc(http_port: int | None = None, username: str = "btl", password:
         "HttpThreadsCount": 20,
         "StorageCompression": False,
     }
+    if postgresql is not None:
+        if not Path(POSTGRESQL_INDEX_PLUGIN).exists():
+            raise RuntimeError("Orthanc's PostgreSQL plugin is not installed (Debian package 'orthanc-postgresql')")
+        config["Plugins"] = [DICOMWEB_PLUGIN, POSTGRESQL_INDEX_PLUGIN]
+        config["PostgreSQL"] = {"EnableIndex": True, "EnableStorage": False, "Host": "127.0.0.1",
+                                "Port": postgresql.port, "Database": postgresql.database,
+                                "Username": postgresql.user, "Password": "", "Lock": False}
     (folder / "orthanc.json").write_text(json.dumps(config, indent=1))
     with open(folder / "orthanc.log", "wb") as log:  # the child keeps its own handle
         process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
