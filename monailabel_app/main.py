@@ -244,7 +244,7 @@ class BrainTumorLabelApp(MONAILabelApp):
     def job_runner(self) -> SharedRunner:
         """Where this server's jobs run: the workers of ``BTL_BROKER_URL``, else this process."""
         if self.job_settings.broker_url:
-            return SharedRunner(CeleryRunner(self.job_settings.broker_url))
+            return SharedRunner(CeleryRunner(self.job_settings.broker_url, self.job_settings.stall_s))
         return SharedRunner(InProcessRunner(Workbench(self.segmenter, self.conf, name="server",
                                                       stores={self.studies: self.studies_store()})))
 

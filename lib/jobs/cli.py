@@ -39,6 +39,7 @@ from lib.infers.pipeline import TumorSegmenter
 from .broker import BrokerUnavailable, CeleryRunner
 from .cohort import CACHED, DONE, FAILED, Cohort, DatastoreLabels, Destination, OutputFolder, Plan, write_summary
 from .runners import InProcessRunner, Runner
+from .service import JobSettings
 from .work import RUNNING, StudyRef, Workbench
 from .worker import served_segmenter
 
@@ -90,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"no studies in {args.pacs or args.input}" + (f" for {args.query}" if args.pacs else ""))
     segmenter = served_segmenter(model_dir)
     plan = Plan(segmenter.checkpoint().version, pipeline_parameters(segmenter))
-    runner: Runner = CeleryRunner(args.broker) if args.broker else \
+    runner: Runner = CeleryRunner(args.broker, JobSettings.from_environment().stall_s) if args.broker else \
         InProcessRunner(Workbench(segmenter, conf, stores={address: store}))
     destinations: list[Destination] = [output]
     if args.pacs:

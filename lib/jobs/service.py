@@ -41,22 +41,29 @@ MAX_STUDIES = 100_000
 class JobSettings:
     """``BTL_BROKER_URL``: run the server's jobs (its inferences and cohorts) on the workers of
     this broker (default none: in the server's own process). ``BTL_JOB_TIMEOUT_S``: how long an
-    inference waits for its job's outcome (default 600)."""
+    inference waits for its job's outcome (default 600). ``BTL_JOB_STALL_S``: a job with no sign
+    of life for this long is sent again under the same id (default 1800)."""
 
     broker_url: str = ""
     infer_timeout_s: float = 600.0
+    stall_s: float = 1800.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> JobSettings:
         env = os.environ if environ is None else environ
-        text = env.get("BTL_JOB_TIMEOUT_S", "").strip()
-        try:
-            timeout_s = float(text) if text else cls.infer_timeout_s
-        except ValueError:
-            raise ValueError(f"BTL_JOB_TIMEOUT_S must be a number of seconds, not {text!r}") from None
-        if not timeout_s > 0:
-            raise ValueError(f"BTL_JOB_TIMEOUT_S must be positive, not {text!r}")
-        return cls(env.get("BTL_BROKER_URL", "").strip(), timeout_s)
+        return cls(env.get("BTL_BROKER_URL", "").strip(), _seconds(env, "BTL_JOB_TIMEOUT_S", cls.infer_timeout_s),
+                   _seconds(env, "BTL_JOB_STALL_S", cls.stall_s))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {text!r}")
+    return value
 
 
 class CohortService:
