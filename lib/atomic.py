@@ -31,10 +31,11 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-def write_json(path: str | Path, obj: Any, indent: int = 1) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically and durably (fsync before the rename)."""
+def write_json(path: str | Path, obj: Any, indent: int = 1, allow_nan: bool = True) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically and durably (fsync before the rename).
+    ``allow_nan=False``: a NaN or infinity raises ``ValueError`` and leaves ``path`` untouched."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=indent, default=str)
+        json.dump(obj, fh, indent=indent, default=str, allow_nan=allow_nan)
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -80,7 +80,7 @@ def brain_mask(image: np.ndarray, reference_channel: int = SEQUENCES.index(REFER
     stripped = is_skull_stripped(ref) if method == "auto" else method == "nonzero"
     if stripped:
         m = np.any(image != 0, axis=0)
-        # drop isolated specks (interpolation noise) but keep every sizeable region
+        # fill the holes inside the brain (dark ventricles, necrosis, voxels at 0 in every sequence)
         m = ndimage.binary_fill_holes(m)
     else:
         m = head_mask(ref)

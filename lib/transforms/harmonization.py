@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from monai.transforms import MapTransform
 
-from lib.atomic import atomic_path
+from lib.atomic import write_json
 from lib.brats import SEQUENCES
 from lib.errors import InputError
 
@@ -241,10 +241,7 @@ class NyulLandmarks:
         """Write the landmarks as JSON atomically (temp file in the same folder, then
         ``os.replace``): readers see the old file or the new one, never a partial one.
         Non-finite values raise ``ValueError`` and leave any existing file untouched."""
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_json(path, self.to_dict(), indent=2, allow_nan=False)
         return Path(path)
 
     @classmethod
