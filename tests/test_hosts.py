@@ -1,8 +1,8 @@
 """Several hosts, for real: the broker (RabbitMQ), the PACS (Orthanc), the server and two job
 workers each on a host of its own (network namespaces, tests/_hosts.py), and the faults a
-department's network has. Each scenario is a cohort of three studies started on the server
-(``POST /btl/jobs``); each ends with every study's label in the PACS exactly once, with the
-model version that made it.
+department's network has. The server's inferences run on the workers; each fault scenario is
+a cohort of three studies started on the server (``POST /btl/jobs``), and each ends with every
+study's label in the PACS exactly once, with the model version that made it.
 
 | fault | what survives it |
 |---|---|
@@ -42,7 +42,7 @@ SCENARIOS = ("worker killed", "link cut", "broker restarted", "pacs frozen")
 def site(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("site")
     uids = []
-    for i in range(3 * len(SCENARIOS)):
+    for i in range(3 * len(SCENARIOS) + 1):  # and one for an inference
         case = write_case(generate_case(73, i, FAST), root / "cases")
         uids.append(export_case(case, root / "dicom", np.random.default_rng(i),
                                 StudyPlan("siemens", "Gadobutrol", (), None))["study_uid"])
@@ -85,7 +85,8 @@ def _api(site: dict, method: str, path: str, body: dict | None = None, check: bo
 import json, urllib.request, urllib.error
 data = {json.dumps(body) if body is not None else None!r}
 request = urllib.request.Request("http://127.0.0.1:8000{path}", method={method!r},
-                                 data=data.encode() if data else None, headers={{"Content-Type": "application/json"}})
+                                 data=data.encode() if data else None,
+                                 headers={{"Content-Type": "application/json"}} if data else {{}})
 try:
     with urllib.request.urlopen(request, timeout=60) as answer:
         print(json.dumps([answer.status, json.load(answer)]))
@@ -136,6 +137,14 @@ def segs(uid):
 print(json.dumps({{uid: segs(uid) for uid in {json.dumps([r["study"] for r in detail["rows"]])}}}))
 """)
     assert set(json.loads(counts).values()) == {1}, counts
+
+
+def test_an_inference_on_the_server_runs_on_a_worker(site):
+    study = site["uids"][-1]
+    answer = _api(site, "POST", f"/infer/brats_segresnet?image={study}&output=json")
+    assert answer["device"] == "worker" and answer["worker"] in ("w1", "w2") and answer["volumes_ml"]["WT"] > 0
+    versions = _api(site, "GET", f"/btl/studies/{study}/labels/original")
+    assert len(versions) == 1 and versions[0]["model_version"] == answer["model_version"]
 
 
 def test_a_worker_killed_mid_study_gives_its_job_to_the_other(site):
