@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +23,8 @@ from typing import Any
 
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 FINAL = "final"
+# what a timed-out read raises: socket.timeout, which is TimeoutError itself only from Python 3.10
+_TIMEOUTS = (TimeoutError, socket.timeout)
 
 
 class ServerError(Exception):
@@ -263,11 +266,11 @@ class ServerClient:
                 raise ServerFault(f"{self.url} failed ({error.code}) on {what}"
                                   f"{': ' + reason if reason else ''}") from None
             raise RequestRefused(reason or f"{self.url} refused {what} ({error.code})", error.code) from None
-        except TimeoutError:
-            raise ServerUnreachable(f"{self.url} did not answer {what} within "
-                                    f"{timeout_s or self.timeout_s:g} s") from None
-        except (urllib.error.URLError, ConnectionError, OSError) as error:
+        except (urllib.error.URLError, OSError) as error:
             cause = getattr(error, "reason", error)
+            if isinstance(cause, _TIMEOUTS):
+                raise ServerUnreachable(f"{self.url} did not answer {what} within "
+                                        f"{timeout_s or self.timeout_s:g} s") from None
             raise ServerUnreachable(f"cannot reach {self.url} ({type(cause).__name__}: {cause})") from None
 
 
