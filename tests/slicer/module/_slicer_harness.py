@@ -80,6 +80,8 @@ class PythonQtStyle:
                 return QtCore.QObject.property(self, name)
             if name == "name":
                 return QtCore.QObject.objectName(self)
+            if name in ("connect", "disconnect"):  # PySide6's attribute lookup would find QObject's first
+                return types.MethodType(getattr(PythonQtStyle, name), self)
         return super().__getattribute__(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -231,7 +233,7 @@ class qMRMLNodeComboBox(PythonQtStyle, QtWidgets.QComboBox):  # noqa: N801
         for node in self.nodes():
             self.addItem(node.GetName(), node.GetID())
         index = self.findData(current) if current is not None else -1
-        self.setCurrentIndex(index if index >= 0 else (0 if self.count() else -1))
+        self.setCurrentIndex(index if index >= 0 else (0 if QtWidgets.QComboBox.count(self) else -1))
         self.blockSignals(False)
         self._changed()
 
@@ -330,7 +332,7 @@ class UiLoader(QtUiTools.QUiLoader):
 
 def _connect_stand_in_signals(root: QtWidgets.QWidget, ui_file: Path) -> None:
     def named(name: str) -> Any:
-        return root if root.objectName() == name else root.findChild(QtCore.QObject, name)
+        return root if QtCore.QObject.objectName(root) == name else root.findChild(QtCore.QObject, name)
     for connection in ElementTree.parse(ui_file).getroot().iter("connection"):
         sender, receiver = named(connection.findtext("sender", "")), named(connection.findtext("receiver", ""))
         signal, slot = connection.findtext("signal", ""), connection.findtext("slot", "")
@@ -567,6 +569,14 @@ def install() -> None:
         setattr(slicer, cls.__name__, cls)
     if str(MODULE_DIR) not in sys.path:
         sys.path.insert(0, str(MODULE_DIR))
+
+
+def new_scene() -> Any:
+    """A scene as the application's is: with the node classes its modules register at start-up
+    (the Segmentations module's segment editor node; slicer-core registers the others)."""
+    scene = slicer.vtkMRMLScene()
+    scene.RegisterNodeClass(slicer.vtkMRMLSegmentEditorNode())
+    return scene
 
 
 def wait_until(done: Callable[[], Any], what: str, timeout_s: float = 120.0) -> None:

@@ -16,7 +16,7 @@ _slicer_harness.install()
 @pytest.fixture
 def scene() -> Iterator[slicer.vtkMRMLScene]:
     """A fresh MRML scene, also as ``slicer.mrmlScene`` (as in the application)."""
-    scene = slicer.vtkMRMLScene()
+    scene = _slicer_harness.new_scene()
     slicer.mrmlScene = scene
     yield scene
     scene.Clear(1)

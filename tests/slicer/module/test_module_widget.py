@@ -1,0 +1,385 @@
+"""The module's panel, clicked through as a user does, against a real server process, on real MRML
+(the harness: ``_slicer_harness.py``): connect, studies, load, segment (progress, cancel), correct
+in MRML, submit (once), train and stop, report, a server that goes away, the module's life."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import slicer
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from _cases import make_studies
+from _server import monailabel_process, monailabel_server
+from _slicer_harness import ModuleSession, PythonQtStyle, qMRMLNodeComboBox
+from BrainTumorLabel import BrainTumorLabelWidget
+from BrainTumorLabelLib.labels import SEGMENTS
+
+CONTROLS = (QtWidgets.QAbstractButton, QtWidgets.QLineEdit, QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox,
+            QtWidgets.QTableWidget, QtWidgets.QPlainTextEdit, QtWidgets.QProgressBar)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("studies")
+    ids = make_studies(root, 3, seed=52)
+    next((root / ids[2]).glob("*-t2f.nii.gz")).unlink()  # a study that cannot be segmented
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(studies, tmp_path_factory) -> Iterator[str]:
+    with monailabel_server(studies, tmp_path_factory.mktemp("log") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def session(scene) -> Iterator[ModuleSession]:
+    session = ModuleSession(BrainTumorLabelWidget)
+    yield session
+    session.unload()
+
+
+def _ids(studies: Path) -> list[str]:
+    return sorted(p.name for p in studies.iterdir() if p.name.startswith("SynBraTS"))
+
+
+def connect(session: ModuleSession, url: str) -> None:
+    session.ui.serverUrlLineEdit.text = url
+    session.ui.connectButton.click()
+    session.wait_idle()
+
+
+def load(session: ModuleSession, image_id: str) -> None:
+    session.ui.studyFilterLineEdit.text = image_id
+    session.ui.studiesTable.selectRow(0)
+    session.ui.loadStudyButton.click()
+    session.wait_idle()
+
+
+def segment(session: ModuleSession) -> None:
+    session.ui.segmentButton.click()
+    session.wait_idle()
+
+
+def loaded_and_segmented(session: ModuleSession, url: str, image_id: str) -> None:
+    connect(session, url)
+    load(session, image_id)
+    segment(session)
+
+
+def table(widget: QtWidgets.QTableWidget) -> list[list[str]]:
+    return [[widget.item(i, j).text() for j in range(widget.columnCount)] for i in range(widget.rowCount)]
+
+
+# ---- what a user sees first
+def test_sections_collapse_and_every_control_has_a_tooltip(session):
+    panel = session.panel
+    sections = {s.text: s for s in panel.findChildren(slicer.ctkCollapsibleButton)}
+    assert list(sections) == ["Server", "Studies", "Sequences", "Segment", "Correct", "Submit", "Train", "Report"]
+    assert sections["Train"].collapsed and not sections["Segment"].collapsed
+    sections["Train"].click()
+    assert not sections["Train"].collapsed and session.ui.trainButton.isVisible()
+    untipped = [w.name for w in panel.findChildren(QtWidgets.QWidget)  # the .ui's own, not Qt's inner parts
+                if isinstance(w, PythonQtStyle) and isinstance(w, (*CONTROLS, qMRMLNodeComboBox,
+                                                                   slicer.qMRMLSegmentEditorWidget)) and not w.toolTip]
+    assert untipped == []
+
+
+def test_a_wrong_or_absent_server_is_named_in_the_server_section(session):
+    session.ui.serverUrlLineEdit.text = "127.0.0.1:8000"
+    session.ui.connectButton.click()
+    assert "is not a server address" in session.ui.serverStatusLabel.text
+    connect(session, "http://127.0.0.1:9")
+    assert session.ui.serverStatusLabel.text.startswith("connect failed: cannot reach http://127.0.0.1:9")
+    assert "Traceback" not in session.ui.serverStatusLabel.text
+
+
+def test_buttons_that_need_a_connection_say_so(session):
+    for button, label in (("refreshStudiesButton", "serverStatusLabel"), ("nextSampleButton", "serverStatusLabel"),
+                          ("loginButton", "serverStatusLabel"), ("loadStudyButton", "statusLabel"),
+                          ("segmentButton", "statusLabel"), ("submitButton", "statusLabel"),
+                          ("trainButton", "trainingStatusLabel"), ("draftReportButton", "reportStatusLabel"),
+                          ("loadFromDicomButton", "statusLabel")):
+        getattr(session.ui, button).click()
+        assert getattr(session.ui, label).text, button
+
+
+# ---- server and studies
+def test_connect_lists_the_studies_and_the_filter_narrows_them(session, server, studies):
+    connect(session, server)
+    ids = _ids(studies)
+    assert session.ui.serverStatusLabel.text.startswith("BrainTumorLabel")
+    rows = table(session.ui.studiesTable)
+    assert [r[0] for r in rows] == ids
+    assert rows[2][3] and "t2f" in rows[2][3] and rows[0][2] == "t1n t1c t2w t2f"
+    session.ui.studyFilterLineEdit.text = ids[1][-3:]
+    assert [r[0] for r in table(session.ui.studiesTable)] == [ids[1]]
+    session.ui.refreshStudiesButton.click()
+    session.wait_idle()
+    assert [r[0] for r in table(session.ui.studiesTable)] == [ids[1]]
+    assert "random" in [session.ui.strategyComboBox.itemText(i) for i in range(session.ui.strategyComboBox.count)]
+
+
+def test_next_sample_selects_a_study_that_can_be_segmented(session, server, studies):
+    connect(session, server)
+    session.ui.nextSampleButton.click()
+    session.wait_idle()
+    assert session.widget.selectedStudy() in _ids(studies)[:2]
+
+
+def test_load_puts_four_volumes_in_the_scene_and_t1c_in_the_views(session, server, studies):
+    image_id = _ids(studies)[0]
+    slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")  # one slice view
+    connect(session, server)
+    load(session, image_id)
+    parameters = session.widget.parameters()
+    assert parameters.studyId == image_id
+    for sequence in ("t1n", "t1c", "t2w", "t2f"):
+        assert getattr(parameters, sequence).GetName() == f"{image_id} {sequence}"
+        assert getattr(session.ui, f"{sequence}Selector").currentNode() is getattr(parameters, sequence)
+    view = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSliceCompositeNode")
+    assert view.GetBackgroundVolumeID() == parameters.t1c.GetID()
+    assert session.ui.statusLabel.text == f"Study {image_id} loaded."
+
+
+# ---- segment and correct
+def test_segment_makes_ncr_ed_et_in_standard_terminology_on_the_t1c_grid(session, server, studies):
+    loaded_and_segmented(session, server, _ids(studies)[0])
+    parameters = session.widget.parameters()
+    segmentation, t1c = parameters.segmentation, parameters.t1c
+    content = segmentation.GetSegmentation()
+    segments = {content.GetNthSegment(i).GetName(): content.GetNthSegment(i)
+                for i in range(content.GetNumberOfSegments())}
+    assert sorted(segments) == ["ED", "ET", "NCR"]
+    for spec in SEGMENTS:
+        assert spec.property_type.value in segments[spec.name].GetTerminology()
+    assert segmentation.GetNodeReference(segmentation.GetReferenceImageGeometryReferenceRole()) is t1c
+    editor = session.ui.segmentEditorWidget
+    assert editor.segmentationNode() is segmentation and editor.sourceVolumeNode() is t1c
+    assert session.ui.statusLabel.text.startswith("Segmented by ")
+    volumes = dict(table(session.ui.volumesTable))
+    assert list(volumes) == ["NCR", "ED", "ET", "TC", "WT"] and float(volumes["WT"]) > 0
+
+
+def test_progress_shows_while_segmenting_and_cancel_stops_waiting(session, server, studies):
+    connect(session, server)
+    load(session, _ids(studies)[1])
+    session.ui.segmentButton.click()
+    assert session.ui.progressBar.isVisibleTo(session.panel) and session.ui.cancelButton.enabled
+    assert not session.ui.segmentButton.enabled  # no second segmentation of the same study meanwhile
+    assert session.ui.statusLabel.text.startswith("segment: ")
+    session.ui.cancelButton.click()
+    session.wait_idle()
+    assert session.ui.statusLabel.text == "segment cancelled"
+    assert session.widget.parameters().segmentation is None
+    assert not session.ui.progressBar.isVisibleTo(session.panel) and session.ui.segmentButton.enabled
+
+
+def edit_edema(session: ModuleSession, voxels: int = 4) -> None:
+    """What a Paint stroke does in the end: the ED segment's binary labelmap changed."""
+    parameters = session.widget.parameters()
+    segmentation, t1c = parameters.segmentation, parameters.t1c
+    segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName("ED")
+    edema = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segment_id, t1c)
+    edema[edema.shape[0] // 2, :voxels, :voxels] = 1
+    slicer.util.updateSegmentBinaryLabelmapFromArray(edema, segmentation, segment_id, t1c)
+
+
+def test_a_correction_is_submitted_once_and_the_study_shows_labelled(session, server, studies):
+    image_id = _ids(studies)[1]
+    loaded_and_segmented(session, server, image_id)
+    edit_edema(session)
+    session.ui.submitButton.click()
+    session.wait_idle()
+    assert session.ui.statusLabel.text == f"Submitted {image_id}."
+    session.ui.studyFilterLineEdit.text = ""
+    assert table(session.ui.studiesTable)[_ids(studies).index(image_id)][1] == "yes"
+    assert float(dict(table(session.ui.volumesTable))["ED"]) > 0
+    session.ui.submitButton.click()
+    assert session.ui.statusLabel.text == "This correction has been submitted already."
+    assert not session.widget.jobs.running()
+
+
+# ---- training
+def test_train_reports_and_stop_stops_the_run_on_the_server(session, server):
+    connect(session, server)
+    session.ui.trainEpochsSpinBox.value = 1
+    session.ui.trainButton.click()
+    client = session.widget.client
+    session.wait_until(lambda: client.training_status().get("status") in ("RUNNING", "DONE", "ERROR"),
+                       "a training run", 120)
+    session.ui.stopTrainingButton.click()
+    assert session.ui.trainingStatusLabel.text == "Training stopped."
+    session.wait_until(lambda: client.training_status().get("status") != "RUNNING", "the run to stop", 120)
+    assert client.training_status()["status"] in ("STOPPED", "DONE", "ERROR")
+
+
+# ---- report
+def test_draft_review_and_sign_a_report(session, server, studies, tmp_path):
+    image_id = _ids(studies)[0]
+    loaded_and_segmented(session, server, image_id)
+    session.ui.submitButton.click()
+    session.wait_idle()
+    session.ui.draftReportButton.click()
+    session.wait_idle()
+    ui = session.ui
+    assert ui.reportStatusLabel.text.startswith("Draft, version ") and ui.findingsTable.rowCount > 0
+    assert not ui.signReportButton.enabled and not ui.keyImagesLabel.pixmap.isNull()
+    ui.findingsTable.selectRow(0)
+    assert ui.findingTextEdit.toPlainText() == ui.findingsTable.item(0, 1).text()
+    ui.findingTextEdit.setPlainText("Edited by the reader.")
+    ui.editFindingButton.click()
+    session.wait_idle()
+    assert ui.findingsTable.item(0, 1).text() == "Edited by the reader."
+    for row in range(1, ui.findingsTable.rowCount):
+        ui.findingsTable.selectRow(row)
+        (ui.declineFindingButton if row == 1 else ui.approveFindingButton).click()
+        session.wait_idle()
+    assert ui.signReportButton.enabled
+    ui.signReportButton.click()
+    assert ui.reportStatusLabel.text == "Write the impression before signing."
+    ui.impressionTextEdit.setPlainText("Stable disease.")
+    ui.signReportButton.click()
+    session.wait_idle()
+    assert ui.reportStatusLabel.text.startswith("Version ") and "signed by" in ui.reportStatusLabel.text
+    assert not ui.approveFindingButton.enabled and ui.publishReportButton.enabled
+    opened: list[str] = []
+    handler = UrlCatcher(opened)
+    QtGui.QDesktopServices.setUrlHandler("file", handler, "open")
+    try:
+        ui.openReportButton.click()
+        session.wait_idle()
+    finally:
+        QtGui.QDesktopServices.unsetUrlHandler("file")
+    assert len(opened) == 1 and Path(opened[0]).read_bytes().startswith(b"%PDF")
+    ui.publishReportButton.click()
+    session.wait_idle()
+    assert ui.reportStatusLabel.text.startswith("report failed: ")  # a folder study has no PACS to go to
+
+
+class UrlCatcher(QtCore.QObject):
+    """Where Qt sends file URLs instead of the desktop's PDF viewer."""
+
+    def __init__(self, opened: list[str]) -> None:
+        super().__init__()
+        self.opened = opened
+
+    @QtCore.Slot(QtCore.QUrl)
+    def open(self, url: QtCore.QUrl) -> None:
+        self.opened.append(url.toLocalFile())
+
+
+# ---- a server that goes away
+def test_a_server_that_goes_down_mid_segmentation_is_named_and_nothing_is_lost(session, studies, tmp_path):
+    with monailabel_process(studies, tmp_path / "server.log") as (url, process):
+        connect(session, url)
+        load(session, _ids(studies)[0])
+        session.ui.segmentButton.click()
+        os.killpg(process.pid, signal.SIGKILL)
+        session.wait_idle()
+    assert session.ui.statusLabel.text.startswith(f"segment failed: cannot reach {url}")
+    assert session.widget.parameters().t1c is not None and session.ui.segmentButton.enabled
+
+
+# ---- the module's life in Slicer
+def test_the_parameter_node_holds_the_state_and_the_gui_follows_it(session, server, studies):
+    parameters = session.widget.parameters()
+    assert session.ui.annotatorLineEdit.text == parameters.annotator and parameters.annotator
+    session.ui.serverUrlLineEdit.text = server
+    assert parameters.serverUrl == server
+    parameters.patterns = "t2f: flair"
+    assert session.ui.patternsLineEdit.text == "t2f: flair"
+    connect(session, server)
+    load(session, _ids(studies)[0])
+    session.ui.t2fSelector.setCurrentNode(parameters.t1n)
+    assert parameters.t2f is parameters.t1n
+
+
+def test_volumes_already_in_the_scene_are_assigned_by_name(session, server, studies):
+    connect(session, server)
+    load(session, _ids(studies)[0])
+    for sequence in ("t1n", "t1c", "t2w", "t2f"):
+        getattr(session.widget.parameters(), sequence).SetName({"t1n": "AX T1 PRE", "t1c": "AX T1 POST GD",
+                                                                 "t2w": "AX T2 FSE", "t2f": "AX T2 FLAIR"}[sequence])
+        setattr(session.widget.parameters(), sequence, None)
+    session.ui.assignFromSceneButton.click()
+    assert session.ui.statusLabel.text == "All four assigned."
+    assert session.ui.t1cSelector.currentNode().GetName() == "AX T1 POST GD"
+    session.ui.patternsLineEdit.text = "t9: nothing"
+    session.ui.assignFromSceneButton.click()
+    assert "is not '<t1n|t1c|t2w|t2f>" in session.ui.statusLabel.text
+
+
+def test_leaving_the_module_switches_the_editor_effect_off_and_unbinds_the_gui(session):
+    editor = session.ui.segmentEditorWidget
+    editor.setActiveEffectByName("Paint")
+    session.leave()
+    assert editor.activeEffect() is None
+    session.widget.parameters().serverUrl = "http://elsewhere:8000"
+    assert session.ui.serverUrlLineEdit.text != "http://elsewhere:8000"
+    session.enter()
+    assert session.ui.serverUrlLineEdit.text == "http://elsewhere:8000"
+
+
+def test_close_scene_recreates_the_editor_and_parameter_nodes_and_keeps_the_studies(session, server, studies):
+    loaded_and_segmented(session, server, _ids(studies)[0])
+    studies_shown = table(session.ui.studiesTable)
+    session.close_scene()
+    editor_node = session.ui.segmentEditorWidget.mrmlSegmentEditorNode()
+    assert editor_node is slicer.mrmlScene.GetSingletonNode("BrainTumorLabelSegmentEditor", "vtkMRMLSegmentEditorNode")
+    assert editor_node.GetSegmentationNode() is None
+    parameters = session.widget.parameters()
+    assert parameters.segmentation is None and parameters.t1c is None and parameters.studyId == ""
+    assert parameters.serverUrl == server and session.ui.serverUrlLineEdit.text == server
+    assert table(session.ui.studiesTable) == studies_shown
+    load(session, _ids(studies)[0])
+    assert session.widget.parameters().t1c is not None
+
+
+def test_unloading_stops_jobs_removes_observers_and_deletes_the_downloads(session, server, studies):
+    connect(session, server)
+    load(session, _ids(studies)[0])
+    work = session.widget.workDir
+    assert any(work.rglob("*-t1c.nii.gz"))
+    session.ui.segmentButton.click()
+    session.widget.cleanup()
+    assert not work.exists() and not session.widget.jobs.running()
+    assert session.widget.Observations == []
+
+
+def test_the_self_test_starts_its_own_server_and_passes(scene, studies, monkeypatch):
+    import BrainTumorLabel
+
+    server = Path(os.sys.executable).parent / "btl-server"
+    monkeypatch.delenv("BTL_SERVER_URL", raising=False)
+    monkeypatch.setenv("BTL_SERVER_COMMAND", f"{server} --studies {studies}")
+    test = BrainTumorLabel.BrainTumorLabelTest()
+    test.runTest()
+    assert test.messages[-1] == "BrainTumorLabel workflow passed"
+    assert test.messages[0].startswith("Segmented by ")
+
+
+def test_the_self_test_without_a_server_says_which_address_it_needs(scene, monkeypatch):
+    import BrainTumorLabel
+
+    monkeypatch.delenv("BTL_SERVER_URL", raising=False)
+    monkeypatch.delenv("BTL_SERVER_COMMAND", raising=False)
+    test = BrainTumorLabel.BrainTumorLabelTest()
+    test.runTest()
+    assert len(test.messages) == 1 and "BTL_SERVER_URL" in test.messages[0] and "http://127.0.0.1:8000" in \
+        test.messages[0]
+
+
+def test_segmenting_needs_a_t1c_to_put_the_result_on(session, server, studies):
+    connect(session, server)
+    load(session, _ids(studies)[0])
+    session.widget.parameters().t1c = None
+    segment(session)
+    assert session.ui.statusLabel.text.startswith("Choose the t1c volume")
+    assert np.isfinite(0)
