@@ -33,7 +33,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from BrainTumorLabelLib import workflow
-from BrainTumorLabelLib.client import SEQUENCES, ServerClient, ServerError, StudyRow
+from BrainTumorLabelLib.client import ServerClient, ServerError, StudyRow
 from BrainTumorLabelLib.dicom import series_attributes
 from BrainTumorLabelLib.jobs import Job, JobBusy, Jobs, JobState
 from BrainTumorLabelLib.logic import BrainTumorLabelLogic, BrainTumorLabelParameterNode

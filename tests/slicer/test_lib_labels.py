@@ -1,27 +1,24 @@
 """The module's segment table agrees with the server's: values and names (lib/brats.py),
-SNOMED CT codes and colours (lib/dicom/seg.py), so a segment means the same on both sides."""
+SNOMED CT codes and colours (lib/dicom/seg.py), so a segment means the same on both sides. The
+server's tables are read on the server's Python (``_server_side``)."""
 
 from __future__ import annotations
 
-from lib.brats import LABEL_NAMES
-from lib.brats import REGIONS as SERVER_REGIONS
-from lib.dicom.seg import MORPHOLOGICALLY_ALTERED
-from lib.dicom.seg import SEGMENTS as SEG_SEGMENTS
-
+from _server_side import task
 from BrainTumorLabelLib.labels import BRAIN, CATEGORY, REGIONS, SEGMENTS
 
 
 def test_values_names_codes_and_colours_agree_with_the_server():
-    assert {s.value: s.name for s in SEGMENTS} == LABEL_NAMES
-    assert REGIONS == SERVER_REGIONS
-    server = {s.value: s for s in SEG_SEGMENTS}
+    server = task("server_tables")
+    assert {str(s.value): s.name for s in SEGMENTS} == server["label_names"]
+    assert {k: list(v) for k, v in REGIONS.items()} == server["regions"]
+    theirs = {s["value"]: s for s in server["segments"]}
     for segment in SEGMENTS:
-        theirs = server[segment.value]
-        assert (segment.name, segment.description, segment.rgb) == (theirs.label, theirs.description, theirs.rgb)
-        assert (segment.property_type.value, segment.property_type.scheme) == \
-            (theirs.property_type.value, theirs.property_type.scheme_designator)
-    assert (CATEGORY.value, CATEGORY.scheme) == \
-        (MORPHOLOGICALLY_ALTERED.value, MORPHOLOGICALLY_ALTERED.scheme_designator)
+        other = theirs[segment.value]
+        assert (segment.name, segment.description, list(segment.rgb)) == (other["label"], other["description"],
+                                                                         other["rgb"])
+        assert (segment.property_type.value, segment.property_type.scheme) == (other["code"], other["scheme"])
+    assert [CATEGORY.value, CATEGORY.scheme] == server["category"]
     assert BRAIN.value == "12738006"
 
 

@@ -23,7 +23,6 @@ from BrainTumorLabelLib.labels import REGIONS, SEGMENTS
 from BrainTumorLabelLib.sequences import DEFAULT_PATTERNS, assign, format_patterns, parse_patterns
 from BrainTumorLabelLib.submissions import label_digest
 
-
 MODULE_NAME = "BrainTumorLabel"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 SEGMENT_EDITOR_TAG = f"{MODULE_NAME}SegmentEditor"
