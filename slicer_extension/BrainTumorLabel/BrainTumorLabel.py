@@ -435,6 +435,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         pixmap = qt.QPixmap(str(path))
         self.ui.keyImagesLabel.setPixmap(pixmap.scaledToWidth(max(200, self.ui.keyImagesLabel.width),
                                                               qt.Qt.SmoothTransformation))
+        self.ui.reportStatusLabel.text = status_line(self.report)  # in place of the download's progress
 
     def selectedFinding(self) -> str:
         row, rows = self.ui.findingsTable.currentRow(), finding_rows(self.report)

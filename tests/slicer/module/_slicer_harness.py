@@ -395,6 +395,26 @@ class Application:
         QtWidgets.QApplication.processEvents()
 
 
+class LoadedModules:
+    """STAND-IN for ``slicer.modules``: the application's loaded modules, here those whose logic
+    ``slicer.util``'s segment functions call; the logics are the real ones (slicer-core), on the scene."""
+
+    class segmentations:  # noqa: N801
+        @staticmethod
+        def logic() -> Any:
+            return _on_scene(slicer.vtkSlicerSegmentationsModuleLogic())
+
+    class volumes:  # noqa: N801
+        @staticmethod
+        def logic() -> Any:
+            return _on_scene(slicer.vtkSlicerVolumesLogic())
+
+
+def _on_scene(logic: Any) -> Any:
+    logic.SetMRMLScene(slicer.mrmlScene)
+    return logic
+
+
 class ScriptedLoadableModule:
     """STAND-IN for Slicer's base class (it needs the application): the module's metadata."""
 
@@ -565,6 +585,7 @@ def install() -> None:
     slicer.ScriptedLoadableModule = base
     slicer.parameterNodeWrapper = wrapper
     slicer.app = Application()
+    slicer.modules = LoadedModules()
     for cls in STAND_INS.values():
         setattr(slicer, cls.__name__, cls)
     if str(MODULE_DIR) not in sys.path:

@@ -212,8 +212,8 @@ def test_train_reports_and_stop_stops_the_run_on_the_server(session, server):
     session.ui.trainEpochsSpinBox.value = 1
     session.ui.trainButton.click()
     client = session.widget.client
-    session.wait_until(lambda: client.training_status().get("status") in ("RUNNING", "DONE", "ERROR"),
-                       "a training run", 120)
+    session.wait_until(lambda: session.ui.trainingStatusLabel.text.startswith("train: epoch "), "a training run", 180)
+    assert client.training_status()["status"] == "RUNNING"
     session.ui.stopTrainingButton.click()
     assert session.ui.trainingStatusLabel.text == "Training stopped."
     session.wait_until(lambda: client.training_status().get("status") != "RUNNING", "the run to stop", 120)
