@@ -6,9 +6,10 @@ Python's, numpy's, unittest's or Qt's (PySide6 knows Qt's; PythonQt has the same
 widget of the .ui file: what is left are names of Slicer, CTK, qMRML and VTK objects.
 ``test_slicer_api_names.py`` checks them against the committed table ``slicer-api-5.8.0.tsv``
 (name, then where Slicer v5.8.0 declares it: ``path:line``, or ``VTK <class>`` for a method of
-VTK itself). Run this file to rebuild the table from a clone of Slicer's repository:
+VTK itself; CTK's names at the CTK commit that Slicer v5.8.0 builds, ``CTK@<commit> path:line``).
+Run this file to rebuild the table from clones of Slicer's and CTK's repositories:
 
-    .venv/bin/python tests/slicer/_slicer_api.py /path/to/Slicer.git v5.8.0
+    .venv/bin/python tests/slicer/_slicer_api.py /path/to/Slicer.git v5.8.0 /path/to/CTK.git
 """
 
 from __future__ import annotations
@@ -106,19 +107,27 @@ def read_table(path: Path = TABLE) -> dict[str, str]:
 
 # ---- building the table from Slicer's sources
 def _grep(git_dir: str, tag: str, pattern: str, paths: tuple[str, ...]) -> list[str]:
-    done = subprocess.run(["git", "-C", git_dir, "grep", "-n", "-E", pattern, tag, "--", *paths],
-                          capture_output=True, text=True)
+    done = subprocess.run(["git", "-C", git_dir, "grep", "-n", "-P", pattern, tag, "--", *paths,
+                           ":(exclude)*/Testing/*"], capture_output=True, text=True)
     return [line.split(":", 1)[1] for line in done.stdout.splitlines()]  # drop the "tag:" prefix
 
 
 def declaration(git_dir: str, tag: str, name: str) -> str | None:
-    """Where Slicer declares ``name``: a Python def or assignment, a C++ method, property, enum,
-    class, or a VTK set/get macro; None when Slicer's sources do not."""
-    base = re.sub(r"^(Get|Set|SetAndObserve)", "", name)
+    """Where Slicer (or CTK) declares ``name``: a Python module, def or attribute set on ``slicer``;
+    a C++ class, Qt property, VTK set/get macro, method declaration or enum value in a header;
+    None when the sources do not."""
+    module = f"Base/Python/slicer/{name}.py"  # slicer.util
+    if subprocess.run(["git", "-C", git_dir, "cat-file", "-e", f"{tag}:{module}"], capture_output=True).returncode == 0:
+        return f"{module}:1"
+    base = re.sub(r"^(SetAndObserve|Get|Set)", "", name)
+    python = ("Base/Python/*.py", "Modules/Scripted/*.py")
     patterns = [
-        (rf"^\s*def {name}\(|^{name} = |setattr\(\w+, \"{name}\"|checkedSetAttr\(\w+, \"{name}\"", ("*.py",)),
-        (rf"\b{name} *\(|Q_PROPERTY\(.*\b{name}\b|^\s*{name} *[=,]|^class .*\b{name}\b", ("*.h",)),
-        (rf"Macro\( *{base} *[,)]", ("*.h",)),
+        (rf"^\s*def {name}\(|^\s*checkedSetAttr\(\w+, \"{name}\"|setattr\(slicer, \"{name}\"", python),
+        (rf"^class (\w+ )?{name}\b[^;]*$", ("*.h",)),
+        (rf"Q_PROPERTY\(\w+\*? {name} ", ("*.h",)),
+        (rf"^\s*vtk\w*Macro\( *{base} *[,)]", ("*.h",)),
+        (rf"^\s*(?!return\b)(virtual |static |Q_INVOKABLE |inline )*([A-Za-z_][\w:<>*&,]*[ *&]+)+{name} ?\(", ("*.h",)),
+        (rf"^\s*{name}\s*(=|,)", ("*.h",)),
     ]
     for pattern, paths in patterns:
         hits = _grep(git_dir, tag, pattern, paths)
@@ -137,10 +146,22 @@ def vtk_class(name: str) -> str | None:
     return None
 
 
-def main(git_dir: str, tag: str) -> int:
+def ctk_commit(git_dir: str, tag: str) -> str:
+    """The CTK commit Slicer's superbuild checks out at ``tag``."""
+    cmake = subprocess.run(["git", "-C", git_dir, "show", f"{tag}:SuperBuild/External_CTK.cmake"],
+                           capture_output=True, text=True, check=True).stdout
+    found = re.search(r'Slicer_\$\{proj\}_GIT_TAG\s+"([0-9a-f]{40})"', cmake)
+    if found is None:
+        raise LookupError(f"no CTK commit in SuperBuild/External_CTK.cmake at {tag}")
+    return found.group(1)
+
+
+def main(git_dir: str, tag: str, ctk_dir: str) -> int:
+    ctk = ctk_commit(git_dir, tag)
     rows = []
     for name in sorted(called_names(), key=str.lower):
-        where = declaration(git_dir, tag, name) or vtk_class(name)
+        in_ctk = declaration(ctk_dir, ctk, name)
+        where = declaration(git_dir, tag, name) or (f"CTK@{ctk[:10]} {in_ctk}" if in_ctk else None) or vtk_class(name)
         if where is None:
             print(f"not declared in Slicer {tag} nor VTK: {name}", file=sys.stderr)
             return 1
@@ -152,4 +173,4 @@ def main(git_dir: str, tag: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:4]))

@@ -163,10 +163,8 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
     def _describe(segment: Any, spec: Any) -> None:
         segment.SetName(spec.name)
         segment.SetColor(*spec.colour)
-        if hasattr(segment, "SetTerminology"):
-            segment.SetTerminology(spec.terminology())
-        else:  # Slicer before 5.8
-            segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology())
+        # the terminology tag: what SetTerminology() (from Slicer 5.10 on) writes; Slicer 5.8 has only this
+        segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology())
 
     def labelArray(self, segmentation: Any, reference: Any) -> np.ndarray:
         """The segmentation as one label array on the reference volume's grid (k, j, i), by
