@@ -1,5 +1,6 @@
 """The extension as Slicer builds it: the files CMake lists exist and nothing is left out, the
-module's .ui holds every widget the code uses, the GUI-free library stays GUI-free, and the module folder has one top-level .py."""
+module's .ui holds every widget the code uses, the GUI-free library stays GUI-free, and the
+module folder has one top-level .py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from PySide6.QtCore import QFile
 from PySide6.QtUiTools import QUiLoader
 from PySide6.QtWidgets import QApplication, QWidget
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MODULE = REPO / "slicer_extension" / "BrainTumorLabel"
 
 
