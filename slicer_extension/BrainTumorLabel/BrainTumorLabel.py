@@ -70,8 +70,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def __init__(self, parent: Any = None) -> None:
         # set before the base classes run: without a parent, Slicer's calls setup() at once
-        self.logic: BrainTumorLabelLogic | None = None
-        self._parameterNode: BrainTumorLabelParameterNode | None = None
+        self.logic = BrainTumorLabelLogic()  # on slicer.mrmlScene, the application's one scene
+        self._parameterNode: Any = None  # a BrainTumorLabelParameterNode: connectGui comes with the wrapper
         self._parameterNodeGuiTag: Any = None
         self.client: ServerClient | None = None
         self.jobs = Jobs()
@@ -95,7 +95,6 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = BrainTumorLabelLogic()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         for button, slot in (
@@ -167,7 +166,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node.serverUrl = self.client.url
         self.disconnectParameterNode()
         self._parameterNode = node
-        self._parameterNodeGuiTag = node.connectGui(self.ui)
+        self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
     def disconnectParameterNode(self) -> None:
         if self._parameterNode is not None and self._parameterNodeGuiTag is not None:
@@ -498,12 +497,16 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCancel(self) -> None:
         for name in self.jobs.running():
-            self.jobs.get(name).cancel()
+            job = self.jobs.get(name)
+            if job is not None:
+                job.cancel()
 
     def poll(self) -> None:
         """Called by the timer: show running jobs, hand finished ones to their callbacks."""
         for name in list(self.callbacks):
             job = self.jobs.get(name)
+            if job is None:
+                continue
             status = job.status()
             self.showJob(job)
             if not status.finished:

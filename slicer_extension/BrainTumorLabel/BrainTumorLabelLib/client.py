@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,7 @@ class ServerClient:
             files[sequence] = path
         return files
 
-    def identify_sequences(self, series: list[Mapping[str, Any]]) -> dict[str, Any]:
+    def identify_sequences(self, series: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Which series is t1n, t1c, t2w, t2f, by the server's rules. ``series``: one DICOM JSON
         instance per series with its ``uid`` and ``instances`` count:
         ``{"uid", "instances", "attributes": {"0008103E": {"vr": "LO", "Value": [...]}, ...}}``."""

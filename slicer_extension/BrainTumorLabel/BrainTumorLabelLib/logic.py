@@ -56,7 +56,8 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         self.scene = scene if scene is not None else slicer.mrmlScene
 
     def getParameterNode(self) -> BrainTumorLabelParameterNode:
-        return BrainTumorLabelParameterNode(super().getParameterNode())
+        wrapper: Any = BrainTumorLabelParameterNode  # @parameterNodeWrapper makes it take the MRML node
+        return wrapper(super().getParameterNode())
 
     def getSegmentEditorNode(self) -> Any:
         """The module's own Segment Editor node: one per scene (a singleton, as Segment Editor
@@ -96,7 +97,7 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
     def volumesFromScene(self, patterns: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Scalar volumes in the scene assigned to the sequences by name (see
         ``BrainTumorLabelLib.sequences``); returns the assignment and the sequences not found."""
-        nodes = {}
+        nodes: dict[str, Any] = {}
         for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
             node = self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
             if node.GetClassName() == "vtkMRMLScalarVolumeNode":  # not labelmaps
