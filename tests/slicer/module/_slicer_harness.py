@@ -480,6 +480,72 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
         self.messages.append(message)
 
 
+# ---- STAND-INS for Slicer's DICOM database (ctkDICOMDatabase) and DICOM loading (DICOMLib)
+class DicomDatabase:
+    """STAND-IN for ``slicer.dicomDatabase`` (CTK's ctkDICOMDatabase): the calls the module makes,
+    answered from the DICOM files under a folder, read with pydicom."""
+
+    def __init__(self, folder: Path) -> None:
+        import pydicom
+
+        self._files: dict[str, Any] = {}
+        for path in sorted(Path(folder).rglob("*.dcm")):
+            self._files[str(path)] = pydicom.dcmread(str(path), stop_before_pixels=True)
+
+    def _where(self, **match: str) -> list[Any]:
+        return [d for d in self._files.values() if all(str(d.get(k, "")) == v for k, v in match.items())]
+
+    @staticmethod
+    def _unique(values: Any) -> list[str]:
+        return list(dict.fromkeys(str(v) for v in values))
+
+    def patients(self) -> list[str]:
+        return self._unique(d.PatientID for d in self._files.values())
+
+    def nameForPatient(self, patient: str) -> str:
+        return str(self._where(PatientID=patient)[0].PatientName)
+
+    def studiesForPatient(self, patient: str) -> list[str]:
+        return self._unique(d.StudyInstanceUID for d in self._where(PatientID=patient))
+
+    def fieldForStudy(self, field: str, study: str) -> str:
+        return str(self._where(StudyInstanceUID=study)[0].get(field, ""))
+
+    def seriesForStudy(self, study: str) -> list[str]:
+        return self._unique(d.SeriesInstanceUID for d in self._where(StudyInstanceUID=study))
+
+    def filesForSeries(self, series: str) -> list[str]:
+        return [f for f, d in self._files.items() if str(d.SeriesInstanceUID) == series]
+
+    def fileValue(self, file: str, tag: str) -> str:
+        element = self._files[file].get(int(tag.replace(",", ""), 16))
+        if element is None or element.value is None:
+            return ""
+        return "\\".join(str(v) for v in element.value) if element.VM > 1 else str(element.value)
+
+
+def loadSeriesByUID(seriesUIDs: list[str]) -> list[str]:
+    """STAND-IN for ``DICOMLib.DICOMUtils.loadSeriesByUID``: each series read with SimpleITK (as
+    Slicer's scalar volume plugin reads it with ITK) into a scalar volume node; the node IDs."""
+    import SimpleITK as sitk
+
+    ids = []
+    for uid in seriesUIDs:
+        reader = sitk.ImageSeriesReader()
+        files = slicer.dicomDatabase.filesForSeries(uid)
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(Path(files[0]).parent), uid))
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dicom-{uid}.nrrd"
+        sitk.WriteImage(reader.Execute(), str(path))
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", uid)
+        storage = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        storage.SetFileName(str(path))
+        storage.ReadData(node)
+        node.SetAndObserveStorageNodeID(storage.GetID())
+        path.unlink()
+        ids.append(node.GetID())
+    return ids
+
+
 # ---- STAND-IN for slicer.parameterNodeWrapper (see the module docstring)
 _NODE_CLASSES = ("vtkMRMLNode",)
 
@@ -580,12 +646,16 @@ def install() -> None:
         setattr(base, cls.__name__, cls)
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     wrapper.parameterNodeWrapper = parameterNodeWrapper  # type: ignore[attr-defined]
+    dicom_lib = types.ModuleType("DICOMLib")
+    dicom_lib.DICOMUtils = types.SimpleNamespace(loadSeriesByUID=loadSeriesByUID)  # type: ignore[attr-defined]
+    sys.modules["DICOMLib"] = dicom_lib
     sys.modules["slicer.ScriptedLoadableModule"] = base
     sys.modules["slicer.parameterNodeWrapper"] = wrapper
     slicer.ScriptedLoadableModule = base
     slicer.parameterNodeWrapper = wrapper
     slicer.app = Application()
     slicer.modules = LoadedModules()
+    slicer.dicomDatabase = None  # a test sets a DicomDatabase
     for cls in STAND_INS.values():
         setattr(slicer, cls.__name__, cls)
     if str(MODULE_DIR) not in sys.path:

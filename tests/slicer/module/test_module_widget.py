@@ -14,9 +14,12 @@ import pytest
 import slicer
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from synthbrats.dicom_export import StudyPlan, export_case
+
 from _cases import make_studies
+from _oidc import oidc_provider
 from _server import monailabel_process, monailabel_server
-from _slicer_harness import ModuleSession, PythonQtStyle, qMRMLNodeComboBox
+from _slicer_harness import DicomDatabase, ModuleSession, PythonQtStyle, qMRMLNodeComboBox
 from BrainTumorLabel import BrainTumorLabelWidget
 from BrainTumorLabelLib.labels import SEGMENTS
 
@@ -382,4 +385,77 @@ def test_segmenting_needs_a_t1c_to_put_the_result_on(session, server, studies):
     session.widget.parameters().t1c = None
     segment(session)
     assert session.ui.statusLabel.text.startswith("Choose the t1c volume")
-    assert np.isfinite(0)
+
+
+# ---- a server that requires a login
+def edema_voxels(session: ModuleSession) -> int:
+    parameters = session.widget.parameters()
+    segment_id = parameters.segmentation.GetSegmentation().GetSegmentIdBySegmentName("ED")
+    return int(slicer.util.arrayFromSegmentBinaryLabelmap(parameters.segmentation, segment_id, parameters.t1c).sum())
+
+
+def test_a_login_then_a_refused_submit_keeps_the_edits_and_the_right_role_submits_them(session, studies, tmp_path):
+    ui, image_id = session.ui, _ids(studies)[0]
+    with oidc_provider(audience="braintumorlabel") as provider:
+        env = {"BTL_OIDC_ISSUER": provider.issuer, "BTL_OIDC_AUDIENCE": "braintumorlabel"}
+        with monailabel_server(studies, tmp_path / "server.log", env=env) as url:
+            connect(session, url)
+            assert ui.loginGroup.visible and "requires a login" in ui.serverStatusLabel.text and not session.widget.rows
+            ui.usernameLineEdit.text, ui.passwordLineEdit.text = "dr.who", "not her password"
+            ui.loginButton.click()
+            session.wait_idle()
+            assert ui.serverStatusLabel.text.startswith("connect failed: ") and "login refused" in \
+                ui.serverStatusLabel.text and ui.passwordLineEdit.text == ""
+            ui.tokenLineEdit.text = provider.token("clinician-client", "braintumorlabel")  # as a browser login gives
+            ui.loginButton.click()
+            session.wait_idle()
+            assert not ui.loginGroup.visible and len(session.widget.rows) == 3 and ui.tokenLineEdit.text == ""
+            load(session, image_id)
+            segment(session)
+            edit_edema(session, voxels=6)
+            edited = edema_voxels(session)
+            ui.submitButton.click()
+            session.wait_idle()
+            assert ui.statusLabel.text.startswith("submit failed: your role may not do this")
+            assert edema_voxels(session) == edited  # nothing lost
+            ui.tokenLineEdit.text = provider.token("annotator-client", "braintumorlabel")
+            ui.loginButton.click()
+            session.wait_idle()
+            ui.submitButton.click()
+            session.wait_idle()
+            assert ui.statusLabel.text == f"Submitted {image_id}." and edema_voxels(session) == edited
+
+
+# ---- Slicer's DICOM database
+def test_a_study_of_slicers_dicom_database_is_loaded_by_the_servers_rules(session, server, studies, tmp_path):
+    complete, incomplete = studies / _ids(studies)[0], studies / _ids(studies)[1]
+    export_case(complete, tmp_path, np.random.default_rng(3), StudyPlan("siemens", "Gadobutrol", ("localizer",), None))
+    export_case(incomplete, tmp_path, np.random.default_rng(4), StudyPlan("ge", "Gadobutrol", (), "t2f"))
+    slicer.dicomDatabase = DicomDatabase(tmp_path)
+    try:
+        connect(session, server)
+        session.ui.refreshDicomButton.click()
+        box = session.ui.dicomStudyComboBox
+        assert box.count == 2 and box.itemText(0).startswith("Synthetic")
+        for index in range(2):
+            box.setCurrentIndex(index)
+            session.ui.loadFromDicomButton.click()
+            session.wait_idle()
+            if session.ui.statusLabel.text.startswith("This study cannot be segmented"):
+                assert "t2f" in session.ui.statusLabel.text
+                continue
+            parameters = session.widget.parameters()
+            assert parameters.studyId == box.currentData and parameters.t1c.GetName() == f"{box.currentData} t1c"
+            assert parameters.t1c.GetImageData().GetDimensions()[2] > 10
+        assert session.widget.parameters().studyId  # one of the two was loaded
+    finally:
+        slicer.dicomDatabase = None
+
+
+def test_an_empty_dicom_database_is_said(session, tmp_path):
+    slicer.dicomDatabase = DicomDatabase(tmp_path)
+    try:
+        session.ui.refreshDicomButton.click()
+    finally:
+        slicer.dicomDatabase = None
+    assert "has no study" in session.ui.statusLabel.text
