@@ -459,3 +459,30 @@ def test_an_empty_dicom_database_is_said(session, tmp_path):
     finally:
         slicer.dicomDatabase = None
     assert "has no study" in session.ui.statusLabel.text
+
+
+# ---- the rest of what a user can click
+def test_the_module_describes_itself_to_slicer():
+    import BrainTumorLabel
+
+    parent = QtWidgets.QWidget()
+    BrainTumorLabel.BrainTumorLabel(parent)
+    assert parent.title == "Brain Tumor Label" and parent.categories == ["Segmentation"]
+    assert parent.dependencies == ["Segmentations", "SegmentEditor", "DICOM"] and "NCR" in parent.helpText
+    assert "BraTS" in parent.acknowledgementText
+
+
+def test_a_double_click_sends_once_and_report_buttons_without_a_report_say_what_first(session, server, studies):
+    connect(session, server)
+    load(session, _ids(studies)[0])
+    session.ui.segmentButton.setEnabled(True)
+    session.widget.onSegment()
+    session.widget.onSegment()  # a second click while the first runs (the button is off; a shortcut is not)
+    assert session.ui.statusLabel.text == "'segment' is still running; wait for it or cancel it"
+    session.ui.cancelButton.click()
+    session.wait_idle()
+    for button, message in (("approveFindingButton", "Select a finding first."),
+                            ("publishReportButton", "Sign a report first."),
+                            ("openReportButton", "Draft a report first.")):
+        getattr(session.ui, button).click()
+        assert session.ui.reportStatusLabel.text == message
