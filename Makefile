@@ -131,7 +131,7 @@ test: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json
 # The Slicer Lib tests run in slicer-lib-tests, under Slicer's Pythons.
 suite: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
-	    --ignore-glob='tests/slicer/test_lib_*.py' \
+	    --ignore-glob='tests/slicer_extension/test_lib_*.py' \
 	    --cov=BrainTumorLabel --cov-report=term-missing --cov-fail-under=90
 
 # The Lib tests (standard library and pytest on the client side) under Python 3.9 and 3.12,
@@ -140,7 +140,7 @@ slicer-lib-tests: $(STAMP) $(foreach v,$(SLICER_PYTHONS),.venv-py$(v)/.installed
 	@for v in $(SLICER_PYTHONS); do \
 		.venv-py$$v/bin/python -c 'import sys; print("Slicer Lib tests on Python", sys.version.split()[0])'; \
 		BTL_SERVER_PYTHON=$(CURDIR)/$(BIN)/python .venv-py$$v/bin/python -m pytest -p no:cacheprovider \
-		    tests/slicer/test_lib_*.py || exit 1; \
+		    tests/slicer_extension/test_lib_*.py || exit 1; \
 	done
 
 clean:

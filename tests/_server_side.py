@@ -1,6 +1,6 @@
 """The server side of the Slicer Lib tests, for a client on another Python (standard library only).
 
-The Lib tests (``tests/slicer/test_lib_*.py``) run under Slicer's Pythons (3.9, 3.12) in venvs
+The Lib tests (``tests/slicer_extension/test_lib_*.py``) run under Slicer's Pythons (3.9, 3.12) in venvs
 that hold pytest and nothing else; the server, and what makes their data (generated studies,
 labels, DICOM files, PDFs read back), run on the project's own Python: ``BTL_SERVER_PYTHON``
 (the Makefile sets it to ``.venv/bin/python``), else this interpreter. :func:`task` runs one of

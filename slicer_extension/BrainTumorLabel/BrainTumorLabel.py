@@ -81,6 +81,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentedAt: float | None = None
         self.modelVersion = ""
         self.report: dict[str, Any] = {}
+        self.serverStatus = ""  # the server's line, shown again once a refresh of the studies is done
         self.callbacks: dict[str, Callable[[Any], None]] = {}
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
@@ -201,8 +202,9 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def connected(self, connection: workflow.Connection) -> None:
         self.ui.loginGroup.visible = connection.login_required
-        self.ui.serverStatusLabel.text = connection.status
+        self.serverStatus = connection.status
         if connection.login_required:
+            self.ui.serverStatusLabel.text = connection.status
             return
         self.ui.strategyComboBox.clear()
         self.ui.strategyComboBox.addItems(list(connection.strategies))
@@ -228,6 +230,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def studiesArrived(self, rows: list[StudyRow]) -> None:
         self.rows = rows
+        self.ui.serverStatusLabel.text = self.serverStatus
         self.showStudies()
 
     def showStudies(self, *unused: Any) -> None:

@@ -2,7 +2,7 @@
 ``BrainTumorLabelParameterNode`` (what the module remembers in the scene) and
 ``BrainTumorLabelLogic`` (volumes in, the server's label as a segmentation, the segmentation back
 to a label on the t1c grid, the module's Segment Editor node). No GUI, no network;
-``tests/slicer/module/test_module_logic.py`` runs it on a real MRML scene.
+``tests/slicer_extension/module/test_module_logic.py`` runs it on a real MRML scene.
 
 The one part of ``BrainTumorLabelLib`` that needs Slicer (``slicer``, ``vtk``, ``numpy``): the
 other files of the package use the standard library only and import nothing from here."""

@@ -201,6 +201,7 @@ def test_a_correction_is_submitted_once_and_the_study_shows_labelled(session, se
     session.ui.submitButton.click()
     session.wait_idle()
     assert session.ui.statusLabel.text == f"Submitted {image_id}."
+    assert session.ui.serverStatusLabel.text.startswith("BrainTumorLabel")  # the refresh's progress is gone
     session.ui.studyFilterLineEdit.text = ""
     assert table(session.ui.studiesTable)[_ids(studies).index(image_id)][1] == "yes"
     assert float(dict(table(session.ui.volumesTable))["ED"]) > 0

@@ -9,7 +9,7 @@ widget of the .ui file: what is left are names of Slicer, CTK, qMRML and VTK obj
 VTK itself; CTK's names at the CTK commit that Slicer v5.8.0 builds, ``CTK@<commit> path:line``).
 Run this file to rebuild the table from clones of Slicer's and CTK's repositories:
 
-    .venv/bin/python tests/slicer/_slicer_api.py /path/to/Slicer.git v5.8.0 /path/to/CTK.git
+    .venv/bin/python tests/slicer_extension/_slicer_api.py /path/to/Slicer.git v5.8.0 /path/to/CTK.git
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main(git_dir: str, tag: str, ctk_dir: str) -> int:
             return 1
         rows.append(f"{name}\t{where}")
     TABLE.write_text(f"# Slicer API names BrainTumorLabel calls, where Slicer {tag} declares each "
-                     f"(tests/slicer/_slicer_api.py)\n" + "\n".join(rows) + "\n")
+                     f"(tests/slicer_extension/_slicer_api.py)\n" + "\n".join(rows) + "\n")
     print(f"{len(rows)} names written to {TABLE}")
     return 0
 
