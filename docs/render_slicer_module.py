@@ -38,7 +38,6 @@ def populate(session: _slicer_harness.ModuleSession, url: str, image_id: str) ->
     ui.studiesTable.selectRow(0)
     click(session, "loadStudyButton")
     click(session, "segmentButton")
-    segmented = ui.statusLabel.text
     click(session, "submitButton")
     ui.studyFilterLineEdit.text = ""
     ui.studiesTable.selectRow(0)
@@ -49,8 +48,6 @@ def populate(session: _slicer_harness.ModuleSession, url: str, image_id: str) ->
         ui.findingsTable.selectRow(row)
         click(session, "approveFindingButton")
     ui.findingsTable.selectRow(2)
-    ui.statusLabel.text = segmented
-    ui.trainingStatusLabel.text = "Training done"
 
 
 def main(out: str) -> int:

@@ -15,7 +15,7 @@ WHERE = re.compile(r"(CTK@[0-9a-f]{10} )?[\w/.+-]+\.(h|py):\d+|VTK vtk\w+")
 def test_every_name_the_module_calls_is_declared_in_slicer_5_8():
     called, table = called_names(), read_table()
     missing = {name: called[name] for name in sorted(set(called) - set(table))}
-    assert not missing, f"not in tests/slicer_extension/slicer-api-5.8.0.tsv (name: where the module calls it): {missing}"
+    assert not missing, f"not in slicer-api-5.8.0.tsv (name: where the module calls it): {missing}"
     assert {"setSourceVolumeNode", "loadSeriesByUID", "setSliceViewerLayers", "connectGui"} <= set(called)
 
 
