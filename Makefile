@@ -99,7 +99,8 @@ run-pacs: $(STAMP)
 # The Slicer module is checked for 3.9 (mypy at 3.9 and vermin) and its Lib tests run under both.
 SLICER_PYTHONS := 3.9 3.12
 PYENV_ROOT_DIR := $(shell pyenv root 2>/dev/null)
-slicer_python = $(or $(lastword $(wildcard $(PYENV_ROOT_DIR)/versions/$(1).*/bin/python$(1))),$(shell command -v python$(1) 2>/dev/null))
+# (a pythonX.Y on PATH counts if it runs: pyenv's shims exist for versions it does not enable)
+slicer_python = $(or $(lastword $(wildcard $(PYENV_ROOT_DIR)/versions/$(1).*/bin/python$(1))),$(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
 
 .venv-py%/.installed: requirements/slicer-py%.txt
 	@python="$(call slicer_python,$*)"; \
