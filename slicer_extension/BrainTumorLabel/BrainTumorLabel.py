@@ -153,7 +153,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentedAt = None
 
     def onSceneEndClose(self, caller: Any, event: Any) -> None:
-        if self.parent.isEntered:
+        if getattr(self.parent, "isEntered", True):  # a panel of its own (the self-test's) is always shown
             self.initializeParameterNode()
             self.selectSegmentEditorNode()
 

@@ -4,12 +4,11 @@ server's tables are read on the server's Python (``_server_side``)."""
 
 from __future__ import annotations
 
-from _server_side import task
 from BrainTumorLabelLib.labels import BRAIN, CATEGORY, REGIONS, SEGMENTS
 
 
-def test_values_names_codes_and_colours_agree_with_the_server():
-    server = task("server_tables")
+def test_values_names_codes_and_colours_agree_with_the_server(server_tables):
+    server = server_tables
     assert {str(s.value): s.name for s in SEGMENTS} == server["label_names"]
     assert {k: list(v) for k, v in REGIONS.items()} == server["regions"]
     theirs = {s["value"]: s for s in server["segments"]}

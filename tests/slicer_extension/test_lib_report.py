@@ -68,6 +68,6 @@ def test_a_folder_study_is_not_sent_to_a_pacs(served):
     assert refused.value.status == 409
 
 
-def test_the_panel_offers_the_clinical_inputs_the_server_accepts():
-    server = task("server_tables")
+def test_the_panel_offers_the_clinical_inputs_the_server_accepts(server_tables):
+    server = server_tables
     assert sorted(STEROID_DOSES) == server["steroid_doses"] and sorted(CLINICAL_STATUSES) == server["clinical_statuses"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import slicer
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -19,7 +20,7 @@ from synthbrats.dicom_export import StudyPlan, export_case
 from _cases import make_studies
 from _oidc import oidc_provider
 from _server import monailabel_process, monailabel_server
-from _slicer_harness import DicomDatabase, ModuleSession, PythonQtStyle, qMRMLNodeComboBox
+from _slicer_harness import DicomDatabase, ModuleSession, PythonQtStyle, new_scene, qMRMLNodeComboBox
 from BrainTumorLabel import BrainTumorLabelWidget
 from BrainTumorLabelLib.labels import SEGMENTS
 
@@ -32,7 +33,19 @@ def studies(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("studies")
     ids = make_studies(root, 3, seed=52)
     next((root / ids[2]).glob("*-t2f.nii.gz")).unlink()  # a study that cannot be segmented
+    black_side(next((root / ids[1]).glob("*-t1n.nii.gz")))  # a study the model's notes warn about
     return root
+
+
+def black_side(path: Path) -> None:
+    """A failed coil element: a fifth of the brain black on this series."""
+    image = sitk.ReadImage(str(path))
+    voxels = sitk.GetArrayFromImage(image)
+    brain_x = np.flatnonzero(voxels.any(axis=(0, 1)))
+    voxels[:, :, brain_x[0]:brain_x[0] + len(brain_x) // 5] = 0
+    damaged = sitk.GetImageFromArray(voxels)
+    damaged.CopyInformation(image)
+    sitk.WriteImage(damaged, str(path))
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +210,7 @@ def edit_edema(session: ModuleSession, voxels: int = 4) -> None:
 def test_a_correction_is_submitted_once_and_the_study_shows_labelled(session, server, studies):
     image_id = _ids(studies)[1]
     loaded_and_segmented(session, server, image_id)
+    assert "Note: t1n has almost no signal over" in session.ui.statusLabel.text  # the model's notes, shown
     edit_edema(session)
     session.ui.submitButton.click()
     session.wait_idle()
@@ -487,3 +501,22 @@ def test_a_double_click_sends_once_and_report_buttons_without_a_report_say_what_
                             ("openReportButton", "Draft a report first.")):
         getattr(session.ui, button).click()
         assert session.ui.reportStatusLabel.text == message
+
+
+def test_a_saved_scene_brings_the_modules_settings_back(session, tmp_path):
+    session.ui.serverUrlLineEdit.text = "http://reading-room:8000"
+    session.ui.annotatorLineEdit.text = "dr.jones"
+    session.ui.patternsLineEdit.text = "t2f: flair, dark fluid"
+    slicer.mrmlScene.SetURL(str(tmp_path / "scene.mrml"))
+    assert slicer.mrmlScene.Commit()
+    restored = new_scene()
+    restored.SetURL(str(tmp_path / "scene.mrml"))
+    assert restored.Connect()
+    slicer.mrmlScene = restored
+    reopened = ModuleSession(BrainTumorLabelWidget)
+    try:
+        ui = reopened.ui
+        assert (ui.serverUrlLineEdit.text, ui.annotatorLineEdit.text, ui.patternsLineEdit.text) == \
+            ("http://reading-room:8000", "dr.jones", "t2f: flair, dark fluid")
+    finally:
+        reopened.unload()
