@@ -371,12 +371,10 @@ def test_unloading_stops_jobs_removes_observers_and_deletes_the_downloads(sessio
     assert session.widget.Observations == []
 
 
-def test_the_self_test_starts_its_own_server_and_passes(scene, studies, monkeypatch):
+def test_the_self_test_runs_the_workflow_through_the_panel(scene, server, monkeypatch):
     import BrainTumorLabel
 
-    server = Path(os.sys.executable).parent / "btl-server"
-    monkeypatch.delenv("BTL_SERVER_URL", raising=False)
-    monkeypatch.setenv("BTL_SERVER_COMMAND", f"{server} --studies {studies}")
+    monkeypatch.setenv("BTL_SERVER_URL", server)  # the server it starts itself: test_lib_workflow.py
     test = BrainTumorLabel.BrainTumorLabelTest()
     test.runTest()
     assert test.messages[-1] == "BrainTumorLabel workflow passed"
