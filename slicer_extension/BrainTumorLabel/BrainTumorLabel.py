@@ -153,7 +153,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentedAt = None
 
     def onSceneEndClose(self, caller: Any, event: Any) -> None:
-        if getattr(self.parent, "isEntered", True):  # a panel of its own (the self-test's) is always shown
+        # the module's panel says whether it is shown; a panel of its own (the self-test's) always is
+        if self.parent.isEntered if hasattr(self.parent, "isEntered") else True:
             self.initializeParameterNode()
             self.selectSegmentEditorNode()
 
