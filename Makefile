@@ -24,7 +24,7 @@ SYSTEM_PACKAGES := orthanc orthanc-dicomweb orthanc-postgresql postgresql rabbit
 	poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages data run report orthanc run-pacs lint test suite clean
+.PHONY: help setup system-packages data run report orthanc run-pacs lint test suite slicer-lib-tests clean
 
 help:
 	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
@@ -101,22 +101,54 @@ run-pacs: $(STAMP)
 	@echo "MONAI Label server on the PACS $(PACS_URL): http://$(HOST):$(PORT)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/btl-server --studies $(PACS_URL) --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+# Slicer's own Pythons: 3.9 (Slicer 5.8) and 3.12 (Slicer 5.10 and later), from pyenv or on PATH.
+# The Slicer module is checked for 3.9 (mypy at 3.9 and vermin) and its Lib tests run under both.
+SLICER_PYTHONS := 3.9 3.12
+PYENV_ROOT_DIR := $(shell pyenv root 2>/dev/null)
+# (a pythonX.Y on PATH counts if it runs: pyenv's shims exist for versions it does not enable)
+slicer_python = $(or $(lastword $(wildcard $(PYENV_ROOT_DIR)/versions/$(1).*/bin/python$(1))),$(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
+
+.venv-py%/.installed: requirements/slicer-py%.txt
+	@python="$(call slicer_python,$*)"; \
+	if [ -z "$$python" ]; then \
+		echo "Python $* (Slicer's) is missing: the Slicer Lib tests and the 3.9 type check need it." >&2; \
+		echo "  looked in pyenv ($(or $(PYENV_ROOT_DIR),pyenv not installed)/versions/$*.*) and for python$* on PATH;" >&2; \
+		echo "  install it, e.g. 'pyenv install $*', or put python$* on PATH" >&2; exit 1; fi; \
+	test -x .venv-py$*/bin/python || "$$python" -m venv .venv-py$*
+	.venv-py$*/bin/pip install --quiet -r requirements/slicer-py$*.txt
+	touch $@
+
+lint: $(STAMP) .venv-py3.9/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	.venv-py3.9/bin/mypy --config-file slicer_extension/mypy.ini
+	$(BIN)/vermin --target=3.9- --no-tips --violations slicer_extension/
 
 OIDC_PROVIDER := tests/oidc_provider
 # the loopback OpenID Connect provider of the auth tests (Node.js >= 20.19)
 $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 
-# lint and the suite run side by side (the suite leaves a core idle a fifth of the time: servers
-# starting, Orthanc answering); make fails if either fails
+# lint, the suite and the Slicer Lib tests run side by side (the suite leaves a core idle a fifth
+# of the time: servers starting, Orthanc answering); make fails if any fails
 test: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json
-	$(MAKE) --no-print-directory -j2 lint suite
+	$(MAKE) --no-print-directory -j2 lint suite slicer-lib-tests
 
+# The suite, with the line coverage of the Slicer module's panel (BrainTumorLabel.py, >= 90 %).
+# The Slicer Lib tests run in slicer-lib-tests, under Slicer's Pythons.
 suite: $(STAMP) system-packages $(OIDC_PROVIDER)/node_modules/.package-lock.json
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	    --ignore-glob='tests/slicer_extension/test_lib_*.py' \
+	    --cov=BrainTumorLabel --cov-report=term-missing --cov-fail-under=90
+
+# The Lib tests (standard library and pytest on the client side) under Python 3.9 and 3.12,
+# against real servers started from the project's venv
+slicer-lib-tests: $(STAMP) $(foreach v,$(SLICER_PYTHONS),.venv-py$(v)/.installed)
+	@for v in $(SLICER_PYTHONS); do \
+		.venv-py$$v/bin/python -c 'import sys; print("Slicer Lib tests on Python", sys.version.split()[0])'; \
+		BTL_SERVER_PYTHON=$(CURDIR)/$(BIN)/python .venv-py$$v/bin/python -m pytest -p no:cacheprovider \
+		    tests/slicer_extension/test_lib_*.py || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules
+	rm -rf $(VENV) .venv-py3.9 .venv-py3.12 $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules

@@ -1,19 +1,29 @@
-"""Start a real MONAI Label server process on this app for a test module, and stop it."""
+"""Start a real MONAI Label server process on this app for a test module, and stop it.
+
+Standard library only: the Slicer Lib tests import it from Slicer's Pythons too. The server runs
+from the project's venv: ``btl-server`` beside ``BTL_SERVER_PYTHON``, else beside this Python."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lib.net import free_loopback_port
+from _server_side import server_python
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (as ``lib.net``'s, which a client venv cannot import)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -31,7 +41,7 @@ def monailabel_process(studies: Path | str, log: Path, conf: dict[str, str] | No
                        timeout_s: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
     """:func:`monailabel_server`, yielding the process too (its group can be killed)."""
     port = free_loopback_port()
-    bin_dir = Path(sys.executable).parent
+    bin_dir = server_python().parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
            "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
            **(env or {})}

@@ -21,6 +21,7 @@ if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
 
 SLOWEST_FIRST = (
     "test_server_training.py",      # 205 s: three training runs through a real server
+    "test_module_widget.py",        # about 300 s: the Slicer panel clicked through against five servers
     "test_trainer.py",              # 153 s
     "test_dicomweb_datastore.py",   # 140 s: a private Orthanc
     "test_server_pacs.py",          # 115 s

@@ -9,7 +9,7 @@ numbered versions that are never replaced. The two implementations are a local f
 Errors are typed (:mod:`lib.errors`): an unknown id raises :class:`UnknownIdError`, a study
 that cannot be segmented :class:`MissingSequenceError`, a bad label :class:`InvalidLabelError`,
 a bad tag or id :class:`InputError`, something the store does not allow :class:`ConflictError`.
-They become HTTP answers at the server's boundary (:class:`lib.http_errors.HttpDatastore`),
+They become HTTP answers at the server's boundary (:mod:`lib.server.errors`),
 not here, so one method can call another and handle its errors.
 """
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 FINAL = "final"
+# what a timed-out read raises: socket.timeout, which is TimeoutError itself only from Python 3.10
+_TIMEOUTS = (TimeoutError, socket.timeout)
 
 
 class ServerError(Exception):
@@ -147,7 +150,7 @@ class ServerClient:
             files[sequence] = path
         return files
 
-    def identify_sequences(self, series: list[Mapping[str, Any]]) -> dict[str, Any]:
+    def identify_sequences(self, series: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Which series is t1n, t1c, t2w, t2f, by the server's rules. ``series``: one DICOM JSON
         instance per series with its ``uid`` and ``instances`` count:
         ``{"uid", "instances", "attributes": {"0008103E": {"vr": "LO", "Value": [...]}, ...}}``."""
@@ -263,11 +266,11 @@ class ServerClient:
                 raise ServerFault(f"{self.url} failed ({error.code}) on {what}"
                                   f"{': ' + reason if reason else ''}") from None
             raise RequestRefused(reason or f"{self.url} refused {what} ({error.code})", error.code) from None
-        except TimeoutError:
-            raise ServerUnreachable(f"{self.url} did not answer {what} within "
-                                    f"{timeout_s or self.timeout_s:g} s") from None
-        except (urllib.error.URLError, ConnectionError, OSError) as error:
+        except (urllib.error.URLError, OSError) as error:
             cause = getattr(error, "reason", error)
+            if isinstance(cause, _TIMEOUTS):
+                raise ServerUnreachable(f"{self.url} did not answer {what} within "
+                                        f"{timeout_s or self.timeout_s:g} s") from None
             raise ServerUnreachable(f"cannot reach {self.url} ({type(cause).__name__}: {cause})") from None
 
 

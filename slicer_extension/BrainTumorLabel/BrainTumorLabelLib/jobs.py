@@ -13,15 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 
-class JobState(StrEnum):
+class JobState(str, Enum):
+    """A job's state; its value (and ``str()``) is the lower-case word shown to the user."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 @dataclass(frozen=True)
@@ -140,3 +145,14 @@ class Jobs:
 
     def running(self) -> list[str]:
         return [name for name, job in self._jobs.items() if not job.status().finished]
+
+    def shutdown(self, timeout_s: float = 2.0) -> list[str]:
+        """Cancel every running job (their ``on_cancel`` runs: training is stopped on the server)
+        and wait up to ``timeout_s`` in all for their threads to end; returns the names of those
+        still blocked in a request (daemon threads: they end with the request, their result dropped)."""
+        for name in self.running():
+            self._jobs[name].cancel()
+        deadline = time.monotonic() + timeout_s
+        for job in self._jobs.values():
+            job._thread.join(max(0.0, deadline - time.monotonic()))
+        return [name for name, job in self._jobs.items() if job._thread.is_alive()]

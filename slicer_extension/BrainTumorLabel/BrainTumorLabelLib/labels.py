@@ -1,7 +1,7 @@
 """The segments the server produces: value, name, colour and standard terminology.
 
 The same table as the server's (``lib/brats.py`` for values and names, ``lib/dicom/seg.py``
-for SNOMED CT codes and colours); ``tests/slicer/test_lib_labels.py`` checks that they agree.
+for SNOMED CT codes and colours); ``tests/slicer_extension/test_lib_labels.py`` checks that they agree.
 """
 
 from __future__ import annotations

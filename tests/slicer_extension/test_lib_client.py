@@ -1,10 +1,10 @@
 """The Slicer module's server client against a real server process: every call the module makes,
 and the failures a user meets (server down or stopping, a study missing a sequence, a refused
-submit), each a typed error whose message names the problem and never a password."""
+submit), each a typed error whose message names the problem and never a password. Standard
+library and pytest only here (Slicer's Pythons); the data is made on the server's (``_server_side``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -12,16 +12,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-import pydicom
 import pytest
-import SimpleITK as sitk
 
-from lib.net import free_loopback_port
-from synthbrats.dicom_export import StudyPlan, export_case
-
-from _cases import make_studies, t1c_path, truth_path, write_label_like
-from _server import monailabel_process, monailabel_server
+from _server import free_loopback_port, monailabel_process, monailabel_server
+from _server_side import task
 from BrainTumorLabelLib.client import (
     RequestRefused,
     ServerClient,
@@ -38,8 +32,7 @@ MODEL = "brats_segresnet"
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("studies")
-    ids = make_studies(root, 3, seed=46)
-    next((root / ids[2]).glob("*-t2f.nii.gz")).unlink()  # a study that cannot be segmented
+    task("make_studies", root=root, n=3, seed=46, drop={"2": "t2f"})  # the third cannot be segmented
     return root
 
 
@@ -47,6 +40,10 @@ def studies(tmp_path_factory) -> Path:
 def client(studies, tmp_path_factory) -> ServerClient:
     with monailabel_server(studies, tmp_path_factory.mktemp("log") / "server.log") as url:
         yield ServerClient(url)
+
+
+def t1c_path(study: Path) -> Path:
+    return next(study.glob("*-t1c.nii.gz"))
 
 
 def _ids(studies: Path) -> list[str]:
@@ -73,12 +70,10 @@ def test_a_studys_four_sequences_download_as_they_are_stored(client, studies, tm
 def test_segment_then_submit_a_correction_with_who_and_when(client, studies, tmp_path):
     image_id = _ids(studies)[1]
     result = client.segment(image_id, MODEL, tmp_path)
-    label = sitk.ReadImage(str(result.label_path))
-    assert label.GetSize() == sitk.ReadImage(str(t1c_path(studies / image_id))).GetSize()
+    assert task("image_size", path=result.label_path) == task("image_size", path=t1c_path(studies / image_id))
     assert result.volumes_ml["WT"] > 0 and result.model_version
     assert not next(r for r in client.studies() if r.image_id == image_id).labelled  # model output is no label
-    corrected = write_label_like(t1c_path(studies / image_id), tmp_path / "final.nii.gz",
-                                 values=sitk.GetArrayFromImage(sitk.ReadImage(str(truth_path(studies / image_id)))))
+    corrected = Path(task("write_label", study=studies / image_id, out=tmp_path / "final.nii.gz", truth=True))
     client.submit_label(image_id, corrected, {"user": "dr who", "submitted": "2026-11-30T10:00:00"})
     assert next(r for r in client.studies() if r.image_id == image_id).labelled
     info = client._json("GET", f"/datastore/label/info?label={image_id}&tag=final")
@@ -98,11 +93,11 @@ def test_a_study_missing_a_sequence_is_refused_with_the_reason(client, studies, 
 def test_a_refused_submit_changes_nothing_and_can_be_retried(client, studies, tmp_path):
     image_id = _ids(studies)[0]
     ledger = SubmissionLedger()
-    bad = write_label_like(t1c_path(studies / image_id), tmp_path / "bad.nii.gz", fill=7)
+    bad = Path(task("write_label", study=studies / image_id, out=tmp_path / "bad.nii.gz", fill=7))
     with pytest.raises(RequestRefused, match=r"\[7\]"):
         client.submit_label(image_id, bad, {"user": "ann"})
     assert not next(r for r in client.studies() if r.image_id == image_id).labelled
-    good = write_label_like(t1c_path(studies / image_id), tmp_path / "good.nii.gz", fill=1)
+    good = Path(task("write_label", study=studies / image_id, out=tmp_path / "good.nii.gz", fill=1))
     digest = label_digest(good.read_bytes(), ())
     assert not ledger.already_submitted(image_id, digest)
     client.submit_label(image_id, good, {"user": "ann"})
@@ -112,23 +107,15 @@ def test_a_refused_submit_changes_nothing_and_can_be_retried(client, studies, tm
 
 
 def test_sequences_in_slicers_dicom_database_are_picked_by_the_servers_rules(client, studies, tmp_path):
-    case = studies / _ids(studies)[0]
-    plan = StudyPlan("siemens", "Gadobutrol", ("localizer", "dwi"), None)
-    export_case(case, tmp_path, np.random.default_rng(3), plan)
-    record = json.loads((tmp_path / case.name / "study.json").read_text())
+    exported = task("export_dicom", case=studies / _ids(studies)[0], out=tmp_path, seed=3)
 
     def read(file: str, tag: str) -> str:  # what ctkDICOMDatabase.fileValue returns: text, values split by \
-        element = pydicom.dcmread(file, stop_before_pixels=True).get(int(tag.replace(",", ""), 16))
-        if element is None or element.value is None:
-            return ""
-        return "\\".join(str(v) for v in element.value) if element.VM > 1 else str(element.value)
-    series = []
-    for folder in sorted(p for p in (tmp_path / case.name).iterdir() if p.is_dir()):
-        files = sorted(str(f) for f in folder.glob("*.dcm"))
-        series.append(series_attributes(str(pydicom.dcmread(files[0]).SeriesInstanceUID), files, read))
+        return exported_values.get(file, {}).get(tag, "")
+    exported_values = {file: values for s in exported["series"] for file, values in s["values"].items()}
+    series = [series_attributes(s["uid"], s["files"], read) for s in exported["series"]]
+    assert set(exported["sequences"].values()) < {s["uid"] for s in series}  # and a localizer and a DWI
     found = client.identify_sequences(series)
-    assert found["problem"] is None
-    assert found["sequences"] == {s: record["series"][s] for s in ("t1n", "t1c", "t2w", "t2f")}
+    assert found["problem"] is None and found["sequences"] == exported["sequences"]
 
 
 def test_training_starts_reports_and_stops(client):

@@ -4,18 +4,12 @@ a study has no label yet, when they sign too early, or when the study is not in 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-import SimpleITK as sitk
-from pypdf import PdfReader
-
-from lib.report.response import CLINICAL_STATUSES as SERVER_STATUSES
-from lib.report.response import STEROID_DOSES as SERVER_DOSES
 
 from _server import monailabel_server
-from _volumes import sphere_case, write_case
+from _server_side import task
 from BrainTumorLabelLib.client import RequestRefused, ServerClient
 from BrainTumorLabelLib.report import CLINICAL_STATUSES, STEROID_DOSES, finding_rows, status_line, to_review
 
@@ -25,17 +19,8 @@ BASELINE, FOLLOW_UP = "Patient7-baseline", "Patient7-followup"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> tuple[ServerClient, Path]:
     """Two scans of one head: the enhancing shell was thicker at baseline (it shrank since)."""
-    root = tmp_path_factory.mktemp("studies")
-    images, label = sphere_case(size=(60, 60, 48), spacing=(2.0, 2.0, 2.0))
-    baseline = sitk.GetArrayFromImage(label)
-    grown = sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.Equal(label, 3), [3, 3, 3]))
-    baseline[(grown > 0) & (baseline == 2)] = 3
-    baseline_label = sitk.GetImageFromArray(baseline)
-    baseline_label.CopyInformation(label)
-    labels = tmp_path_factory.mktemp("labels")
-    for study, study_label in ((BASELINE, baseline_label), (FOLLOW_UP, label)):
-        write_case(root / study, study, images)
-        sitk.WriteImage(study_label, str(labels / f"{study}.nii.gz"))
+    root, labels = tmp_path_factory.mktemp("studies"), tmp_path_factory.mktemp("labels")
+    task("report_studies", root=root, labels=labels, baseline=BASELINE, follow_up=FOLLOW_UP)
     with monailabel_server(root, tmp_path_factory.mktemp("log") / "server.log") as url:
         yield ServerClient(url), labels
 
@@ -72,7 +57,7 @@ def test_draft_review_sign_and_download_the_pdf(served, tmp_path):
     images = client.download_report_images(FOLLOW_UP, tmp_path / "key-images.png")
     assert images.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pdf = client.download_report_pdf(FOLLOW_UP, tmp_path / "report.pdf")
-    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    text = task("pdf_text", path=pdf)
     assert "Smaller enhancing tumor." in text and "Partial response, to be confirmed." in text
 
 
@@ -83,5 +68,6 @@ def test_a_folder_study_is_not_sent_to_a_pacs(served):
     assert refused.value.status == 409
 
 
-def test_the_panel_offers_the_clinical_inputs_the_server_accepts():
-    assert set(STEROID_DOSES) == set(SERVER_DOSES) and set(CLINICAL_STATUSES) == set(SERVER_STATUSES)
+def test_the_panel_offers_the_clinical_inputs_the_server_accepts(server_tables):
+    server = server_tables
+    assert sorted(STEROID_DOSES) == server["steroid_doses"] and sorted(CLINICAL_STATUSES) == server["clinical_statuses"]

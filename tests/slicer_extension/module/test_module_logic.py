@@ -16,8 +16,8 @@ from lib.transforms import Grid
 from lib.transforms.io import check_label
 
 from _cases import make_studies, t1c_path, truth_path
-from BrainTumorLabel import BrainTumorLabelLogic
 from BrainTumorLabelLib.labels import SEGMENTS
+from BrainTumorLabelLib.logic import BrainTumorLabelLogic
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,11 @@
 """The module's scene state and MRML work, apart from the GUI (Slicer's Logic half):
 ``BrainTumorLabelParameterNode`` (what the module remembers in the scene) and
 ``BrainTumorLabelLogic`` (volumes in, the server's label as a segmentation, the segmentation back
-to a label on the t1c grid). No GUI, no network; ``tests/slicer/test_module_logic.py`` runs it
-on a real MRML scene."""
+to a label on the t1c grid, the module's Segment Editor node). No GUI, no network;
+``tests/slicer_extension/module/test_module_logic.py`` runs it on a real MRML scene.
+
+The one part of ``BrainTumorLabelLib`` that needs Slicer (``slicer``, ``vtk``, ``numpy``): the
+other files of the package use the standard library only and import nothing from here."""
 
 from __future__ import annotations
 
@@ -20,12 +23,20 @@ from BrainTumorLabelLib.labels import REGIONS, SEGMENTS
 from BrainTumorLabelLib.sequences import DEFAULT_PATTERNS, assign, format_patterns, parse_patterns
 from BrainTumorLabelLib.submissions import label_digest
 
+MODULE_NAME = "BrainTumorLabel"
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+SEGMENT_EDITOR_TAG = f"{MODULE_NAME}SegmentEditor"
 
+
+# Slicer reads these annotations with typing.get_type_hints at class creation, on Slicer's own
+# Python (3.9 in Slicer 5.8): keep them to names that evaluate there (no ``X | None``).
 @parameterNodeWrapper
 class BrainTumorLabelParameterNode:
-    """What the module remembers in the scene: the server, the study and its volumes."""
+    """What the module remembers in the scene (and a saved scene restores): the server, the
+    annotator, the name patterns, the study, its four volumes and its segmentation. The widget
+    binds the first seven to its controls (``SlicerParameterName`` in the .ui file)."""
 
-    serverUrl: str = "http://127.0.0.1:8000"
+    serverUrl: str = DEFAULT_SERVER_URL
     studyId: str = ""
     annotator: str = ""
     patterns: str = format_patterns(DEFAULT_PATTERNS)
@@ -45,7 +56,25 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         self.scene = scene if scene is not None else slicer.mrmlScene
 
     def getParameterNode(self) -> BrainTumorLabelParameterNode:
-        return BrainTumorLabelParameterNode(super().getParameterNode())
+        wrapper: Any = BrainTumorLabelParameterNode  # @parameterNodeWrapper makes it take the MRML node
+        return wrapper(super().getParameterNode())
+
+    def getSegmentEditorNode(self) -> Any:
+        """The module's own Segment Editor node: one per scene (a singleton, as Segment Editor
+        keeps its own), created when missing, e.g. after the scene was closed."""
+        node = self.scene.GetSingletonNode(SEGMENT_EDITOR_TAG, "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = self.scene.CreateNodeByClass("vtkMRMLSegmentEditorNode")
+            node.UnRegister(None)  # the Python variable owns it until the scene does
+            node.SetSingletonTag(SEGMENT_EDITOR_TAG)
+            node.SetName(f"{MODULE_NAME} segment editor")
+            node = self.scene.AddNode(node)
+        return node
+
+    def showStudy(self, volumes: dict[str, Any]) -> None:
+        """t1c in every slice view's background, FLAIR as the (hidden) foreground, ready to fade in."""
+        slicer.util.setSliceViewerLayers(background=volumes.get("t1c"), foreground=volumes.get("t2f"),
+                                         foregroundOpacity=0.0)
 
     # ---- volumes
     def loadVolume(self, path: Path, name: str, labelmap: bool = False) -> Any:
@@ -68,13 +97,39 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
     def volumesFromScene(self, patterns: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Scalar volumes in the scene assigned to the sequences by name (see
         ``BrainTumorLabelLib.sequences``); returns the assignment and the sequences not found."""
-        nodes = {}
+        nodes: dict[str, Any] = {}
         for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
             node = self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
             if node.GetClassName() == "vtkMRMLScalarVolumeNode":  # not labelmaps
                 nodes.setdefault(node.GetName(), node)
         found = assign(list(nodes), parse_patterns(patterns))
         return {s: nodes[name] for s, name in found.volumes.items()}, found.missing
+
+    @staticmethod
+    def dicomStudies(database: Any) -> list[tuple[str, str]]:
+        """``(label, StudyInstanceUID)`` of each study in Slicer's DICOM database (``slicer.dicomDatabase``,
+        None when there is none); the label is the patient's name, the study date and description."""
+        studies = []
+        for patient in database.patients() if database is not None else []:
+            for study in database.studiesForPatient(patient):
+                parts = (database.nameForPatient(patient), database.fieldForStudy("StudyDate", study),
+                         database.fieldForStudy("StudyDescription", study))
+                studies.append((" ".join(part.strip() for part in parts if part and part.strip()), study))
+        return studies
+
+    def loadDicomSeries(self, seriesBySequence: dict[str, str], studyUid: str) -> dict[str, Any]:
+        """The series chosen for each sequence loaded by Slicer's DICOM plugins, named ``<study> <sequence>``."""
+        from DICOMLib import DICOMUtils  # Slicer's DICOM module, there once the application has started
+
+        volumes = {}
+        for sequence, seriesUid in seriesBySequence.items():
+            nodeIds = DICOMUtils.loadSeriesByUID([seriesUid])
+            if not nodeIds:
+                raise ValueError(f"Slicer could not load the {sequence} series {seriesUid}")
+            node = self.scene.GetNodeByID(nodeIds[0])
+            node.SetName(f"{studyUid} {sequence}")
+            volumes[sequence] = node
+        return volumes
 
     # ---- segmentation
     def segmentationFromLabel(self, labelPath: Path, reference: Any, name: str) -> Any:
@@ -109,10 +164,8 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
     def _describe(segment: Any, spec: Any) -> None:
         segment.SetName(spec.name)
         segment.SetColor(*spec.colour)
-        if hasattr(segment, "SetTerminology"):
-            segment.SetTerminology(spec.terminology())
-        else:  # Slicer before 5.8
-            segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology())
+        # the terminology tag: what SetTerminology() (from Slicer 5.10 on) writes; Slicer 5.8 has only this
+        segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology())
 
     def labelArray(self, segmentation: Any, reference: Any) -> np.ndarray:
         """The segmentation as one label array on the reference volume's grid (k, j, i), by

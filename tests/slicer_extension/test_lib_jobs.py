@@ -59,3 +59,14 @@ def test_one_job_per_name_so_a_double_click_sends_once():
     release.set()
     first.wait(5)
     assert jobs.start("submit", lambda progress: "again").wait(5).result == "again"
+
+
+def test_shutdown_cancels_running_jobs_and_waits_for_their_threads():
+    release, stopped = threading.Event(), []
+    jobs = Jobs()
+    quick = jobs.start("train", lambda progress: release.wait(5),
+                       on_cancel=lambda: (stopped.append(True), release.set()))
+    stuck = jobs.start("segment", lambda progress: threading.Event().wait(1.0))
+    assert jobs.shutdown(timeout_s=0.2) == ["segment"]  # blocked in its request: left to end alone
+    assert stopped == [True] and quick.status().state is JobState.CANCELLED
+    assert stuck.status().state is JobState.CANCELLED and jobs.running() == []

@@ -1,0 +1,22 @@
+"""The module tests' Slicer: the harness of ``_slicer_harness.py`` installed before any test here
+imports the module, and a fresh real MRML scene per test as ``slicer.mrmlScene``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import slicer
+
+import _slicer_harness
+
+_slicer_harness.install()
+
+
+@pytest.fixture
+def scene() -> Iterator[slicer.vtkMRMLScene]:
+    """A fresh MRML scene, also as ``slicer.mrmlScene`` (as in the application)."""
+    scene = _slicer_harness.new_scene()
+    slicer.mrmlScene = scene
+    yield scene
+    scene.Clear(1)
