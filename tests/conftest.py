@@ -20,12 +20,16 @@ if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 SLOWEST_FIRST = (
+    "test_hosts.py",                # about 300 s (measured under load: 720 s): five hosts, four faults
     "test_server_training.py",      # 205 s: three training runs through a real server
     "test_module_widget.py",        # about 300 s: the Slicer panel clicked through against five servers
     "test_trainer.py",              # 153 s
     "test_dicomweb_datastore.py",   # 140 s: a private Orthanc
     "test_server_pacs.py",          # 115 s
-    "test_datastore_contract.py",   # 96 s
+    "test_datastore_contract.py",   # 96 s, and an Orthanc on PostgreSQL
+    "test_proxy.py",                # two servers behind nginx under load
+    "test_batch.py",                # btl-batch three times on six studies
+    "test_security_review.py",      # three servers, a provider, an issuer
     "test_server_client.py",        # 77 s
     "test_uncertainty.py",          # 72 s
     "test_concurrent_writes.py",    # 70 s
