@@ -25,6 +25,7 @@ Config (``--conf key value``):
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
 import os
 import tempfile
@@ -68,8 +69,17 @@ from lib.trainers.task import BrainTumorTraining
 
 logger = logging.getLogger(__name__)
 
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("braintumorlabel")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
 MODEL_NAME = "brats_segresnet"
-APP_VERSION = "0.3.0"
+#: The package's version (pyproject.toml), what GET /info/ reports.
+APP_VERSION = _package_version()
 
 
 
