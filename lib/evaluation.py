@@ -16,8 +16,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lib.infers.pipeline import TumorSegmenter
-from lib.model import Checkpoint, PredictionSettings, predict_regions
-from lib.postprocessing import REGION_ORDER, labels_to_regions, postprocess
+from lib.model import Checkpoint, PredictionSettings
+from lib.postprocessing import REGION_ORDER, labels_to_regions
 
 #: A case "has enhancing tumor" when its ET is at least this large (mL); for a case without,
 #: a prediction of less than this much ET counts as right (ET score 1), more as wrong (0).
@@ -85,8 +85,9 @@ def working_grid_labels(model: Checkpoint, image: np.ndarray, brain_mask: np.nda
     its ``brain_mask`` (1, X, Y, Z) on its working grid: the served prediction (CPU) and
     postprocessing, without restoring the label onto the input grid. For studies of a model on
     prepared cases (:func:`lib.trainers.data.prepare_case` + ``normalize_case``)."""
-    regions = predict_regions(model.network, image, PredictionSettings(roi_size=model.roi_size, device="cpu"))
-    return postprocess(regions, (model.spacing_mm,) * 3, image, brain_mask)
+    data = {"image": image, "brain_mask": brain_mask}
+    regions = model.region_probabilities(data, PredictionSettings(roi_size=model.roi_size, device="cpu"))
+    return model.labels(regions, data)
 
 
 def score_checkpoint(checkpoint: str | Path, cases: Sequence[dict[str, Any]]) -> dict[str, float]:
