@@ -67,15 +67,11 @@ def midline_vox(brain: np.ndarray) -> float:
 
 
 def mirror(volume: np.ndarray, midline: float) -> np.ndarray:
-    """(X, Y, Z) ``volume`` reflected across the sagittal plane ``x = midline`` (voxels):
-    ``out[x] = volume[2 * midline - x]``, linearly interpolated, edge values beyond the array."""
-    flipped = volume[::-1]
-    shift = volume.shape[0] - 1 - 2.0 * midline  # out[x] = flipped[x + shift]
-    whole = round(shift)
-    if abs(shift - whole) < 1e-6:
-        index = np.clip(np.arange(volume.shape[0]) + int(whole), 0, volume.shape[0] - 1)
-        return flipped[index]
-    return ndimage.shift(flipped, (-shift, 0, 0), order=1, mode="nearest")
+    """(X, Y, Z) ``volume`` reflected across the sagittal plane ``x = midline`` (voxels), the
+    plane rounded to the nearest half voxel (at most a quarter voxel off): ``out[x] =
+    volume[2 * midline - x]``, edge values beyond the array. An index flip, no interpolation."""
+    reflected = np.clip(round(2.0 * midline) - np.arange(volume.shape[0]), 0, volume.shape[0] - 1)
+    return volume[reflected]
 
 
 def brain_percentile(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -110,7 +106,7 @@ class SmoothedSequencesd(MapTransform):
 class IntensityFeaturesd(MapTransform):
     """Per sequence (``<seq>_...``): the z-score (``z``), its percentile among brain voxels
     (``pct``, 0-1), Gaussian means at each scale (``g<σ>``), the local standard deviation at σ 2
-    (``sd2``), the gradient magnitude at σ 1 (``grad1``, z per voxel) and a difference of
+    (``sd2``), the gradient magnitude of the σ 1 mean (``grad1``, z per voxel) and a difference of
     Gaussians σ 1 minus σ 4 (``dog``). Reads ``image`` (4, X, Y, Z), ``brain_mask`` (1, X, Y, Z)
     and the output of :class:`SmoothedSequencesd`."""
 
@@ -133,7 +129,7 @@ class IntensityFeaturesd(MapTransform):
             mean2 = smoothed[2.0][i]
             maps[f"{seq}_sd2"] = np.sqrt(np.maximum(ndimage.gaussian_filter(v * v, 2.0, truncate=3.0) - mean2 ** 2,
                                                     0)).astype(np.float32)
-            maps[f"{seq}_grad1"] = ndimage.gaussian_gradient_magnitude(v, 1.0, truncate=3.0).astype(np.float32)
+            maps[f"{seq}_grad1"] = np.sqrt(sum(g * g for g in np.gradient(smoothed[1.0][i]))).astype(np.float32)
             maps[f"{seq}_dog"] = smoothed[1.0][i] - smoothed[4.0][i]
         return d
 

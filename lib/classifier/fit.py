@@ -47,9 +47,7 @@ from .model import (
     Thresholds,
     VoxelClassifier,
     base_features,
-    class_to_regions,
     labels_from_regions,
-    scatter,
     stage_two_context,
 )
 
@@ -225,8 +223,8 @@ def _select_whole_tumor(cases: Sequence[VoxelCase], regions: Sequence[np.ndarray
     return THRESHOLD_GRID[i], COMPONENT_FRACTIONS[j]
 
 
-def _predict(stage: Stage, case: VoxelCase, matrix: np.ndarray, options: FitOptions) -> np.ndarray:
-    return scatter(class_to_regions(stage.predict(matrix, options.num_threads)), case.base["voxel_index"], case.shape)
+def _predict(stage: Stage, case: VoxelCase, matrix: np.ndarray, options: FitOptions, fine: bool = True) -> np.ndarray:
+    return stage.predict_volume(matrix, case.base["voxel_index"], case.shape, options.num_threads, fine)
 
 
 def fit_classifiers(cases: Sequence[VoxelCase], options: FitOptions, variants: Sequence[str],
@@ -245,11 +243,14 @@ def fit_classifiers(cases: Sequence[VoxelCase], options: FitOptions, variants: S
     rows1 = [(c.base["voxels"][s], c.voxel_labels()[s], c.weight) for c, s in zip(cases, samples, strict=True)]
     folds = deal_folds(cases, options.inner_folds)
 
-    oof1: list[np.ndarray] = [np.zeros(0)] * len(cases)
+    oof1: list[np.ndarray] = [np.zeros(0)] * len(cases)  # as the second stage sees them: coarse
+    fine1: list[np.ndarray] = [np.zeros(0)] * len(cases)  # as the one-stage classifier serves them
     for k, fold in enumerate(folds):
         stage = train_stage([rows1[i] for i in range(len(cases)) if i not in fold], names1, options)
         for i in fold:
-            oof1[i] = _predict(stage, cases[i], cases[i].base["voxels"], options)
+            oof1[i] = _predict(stage, cases[i], cases[i].base["voxels"], options, fine=False)
+            if ONE_STAGE in variants:
+                fine1[i] = _predict(stage, cases[i], cases[i].base["voxels"], options)
         say(f"stage 1, inner fold {k + 1}/{len(folds)} ({time.monotonic() - started:.0f} s)")
     stage1 = train_stage(rows1, names1, options)
     say(f"stage 1 on all {len(cases)} cases ({time.monotonic() - started:.0f} s)")
@@ -258,7 +259,7 @@ def fit_classifiers(cases: Sequence[VoxelCase], options: FitOptions, variants: S
               "options": options.__dict__, "features_version": FEATURES_VERSION}
     out: dict[str, VoxelClassifier] = {}
     if ONE_STAGE in variants:
-        thresholds, scores = select_thresholds(cases, oof1)
+        thresholds, scores = select_thresholds(cases, fine1)
         out[ONE_STAGE] = VoxelClassifier(ONE_STAGE, [stage1], thresholds, spacing,
                                          training={**record, "inner_oof": scores})
     for variant in (v for v in (TWO_STAGE, FUSION) if v in variants):
