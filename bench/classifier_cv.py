@@ -52,7 +52,7 @@ from evaluate_model import flair_floor, read_truth, summary  # noqa: E402
 
 from lib.atomic import read_json, write_json  # noqa: E402
 from lib.brats import labelled_cases  # noqa: E402
-from lib.classifier.fit import FitOptions, VoxelCase, fit_classifiers, voxel_case  # noqa: E402
+from lib.classifier.fit import VoxelCase, fit_classifiers, voxel_case  # noqa: E402
 from lib.classifier.model import FUSION, ONE_STAGE, TWO_STAGE, VARIANTS, VoxelClassifier  # noqa: E402
 from lib.evaluation import case_metrics  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402

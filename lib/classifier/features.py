@@ -280,13 +280,14 @@ class RegionContextd(MapTransform):
         d = dict(data)
         probs = np.asarray(d[self.prob_key], np.float32)
         maps = _features(d)
+        midline = midline_vox(_brain(d, self.mask_key))
         for i, region in enumerate(("WT", "TC", "ET")):
             maps[f"{self.prefix}_{region}"] = probs[i]
             for s in SCALES_VOX:
                 smoothed = ndimage.gaussian_filter(probs[i], s, truncate=3.0)
                 maps[f"{self.prefix}_{region}_g{s:g}"] = smoothed
                 if region == "WT" and s == 2.0:
-                    maps[f"{self.prefix}_WT_mirror2"] = smoothed - mirror(smoothed, midline_vox(_brain(d, self.mask_key)))
+                    maps[f"{self.prefix}_WT_mirror2"] = smoothed - mirror(smoothed, midline)
         maps[f"{self.prefix}_WT_mm"] = _distance_mm(largest_component(probs[0] > 0.5), self.spacing_mm)
         return d
 

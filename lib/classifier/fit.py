@@ -110,7 +110,7 @@ class VoxelCase:
 def voxel_case(case_id: str, data: Mapping[Hashable, Any], spacing_mm: float, cnn_regions: np.ndarray | None = None,
                weight: float = 1.0) -> VoxelCase:
     """A :class:`VoxelCase` from a preprocessed case (its ``label`` (1, X, Y, Z), if any, is the truth)."""
-    d = {"image": data["image"], "brain_mask": data["brain_mask"]}
+    d: dict[Hashable, Any] = {"image": data["image"], "brain_mask": data["brain_mask"]}
     label = np.asarray(data["label"])[0].astype(np.uint8) if data.get("label") is not None else None
     return VoxelCase(case_id, d, base_features(spacing_mm)(d), label, spacing_mm,
                      None if cnn_regions is None else np.asarray(cnn_regions, np.float32), weight)
@@ -164,17 +164,21 @@ def train_stage(rows: Sequence[tuple[np.ndarray, np.ndarray, float]], feature_na
 
 def deal_folds(cases: Sequence[VoxelCase], n_folds: int) -> list[list[int]]:
     """Case positions dealt into ``n_folds`` folds in order of tumor volume (each fold spans sizes)."""
-    order = sorted(range(len(cases)), key=lambda i: (-int((cases[i].label > 0).sum()) if cases[i].label is not None
-                                                     else 0, cases[i].case_id))
+    def size(case: VoxelCase) -> int:
+        return 0 if case.label is None else int(np.count_nonzero(case.label))
+
+    order = sorted(range(len(cases)), key=lambda i: (-size(cases[i]), cases[i].case_id))
     folds: list[list[int]] = [[] for _ in range(max(1, min(n_folds, len(cases))))]
     for rank, i in enumerate(order):
         folds[rank % len(folds)].append(i)
     return folds
 
 
-def case_score(labels: np.ndarray, truth: np.ndarray, spacing_mm: float) -> dict[str, float]:
+def case_score(labels: np.ndarray, truth: np.ndarray | None, spacing_mm: float) -> dict[str, float]:
     """WT and TC Dice and the BraTS ET score (ET Dice, or for a case without ET 1 when under
     :data:`lib.evaluation.ENHANCING_MIN_ML` is called) of working-grid labels."""
+    if truth is None:
+        raise ValueError("an unlabelled case cannot be scored")
     dice = region_dice(labels, truth)
     voxel_ml = spacing_mm ** 3 / 1000.0
     if float((truth == ET).sum()) * voxel_ml >= ENHANCING_MIN_ML:
@@ -219,8 +223,8 @@ def _select_whole_tumor(cases: Sequence[VoxelCase], regions: Sequence[np.ndarray
                 keep = (sizes >= min_voxels) & (sizes >= fraction * sizes.max()) if n else sizes > 0
                 denominator = sizes[keep].sum() + truth.sum()
                 totals[i, j] += 1.0 if denominator == 0 else 2.0 * overlap[keep].sum() / denominator
-    i, j = np.unravel_index(int(np.argmax(totals)), totals.shape)
-    return THRESHOLD_GRID[i], COMPONENT_FRACTIONS[j]
+    best_t, best_f = np.unravel_index(int(np.argmax(totals)), totals.shape)
+    return THRESHOLD_GRID[int(best_t)], COMPONENT_FRACTIONS[int(best_f)]
 
 
 def _predict(stage: Stage, case: VoxelCase, matrix: np.ndarray, options: FitOptions, fine: bool = True) -> np.ndarray:

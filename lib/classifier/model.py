@@ -153,10 +153,12 @@ class Stage:
         lattice = (coords[0] % 2 == 0) & (coords[1] % 2 == 0) & (coords[2] % 2 == 0)
         coarse = np.zeros((4, *(-(-n // 2) for n in shape)), np.float32)
         coarse[0] = 1.0
-        coarse[(slice(None), *(c[lattice] // 2 for c in coords))] = self.predict(matrix[lattice], num_threads).T
+        on_lattice: tuple[Any, ...] = (slice(None), *(c[lattice] // 2 for c in coords))
+        coarse[on_lattice] = self.predict(matrix[lattice], num_threads).T
         near = ndimage.maximum_filter(1.0 - coarse[0], size=3) >= FINE_MIN_WT
         nearest = tuple(c // 2 for c in coords)
-        probabilities = coarse[(slice(None), *nearest)].T  # (N, 4): each voxel's lattice neighbour
+        neighbour: tuple[Any, ...] = (slice(None), *nearest)
+        probabilities = coarse[neighbour].T  # (N, 4): each voxel's lattice neighbour
         if fine:
             refine = near[nearest] & ~lattice
             probabilities[refine] = self.predict(matrix[refine], num_threads)

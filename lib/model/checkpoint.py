@@ -151,7 +151,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                       spacing_mm=float(payload.get("spacing_mm", 1.0)),  # files from before it was recorded: 1 mm
                       n4=bool(payload.get("n4", False)),  # files from before N4 was an option: without
                       training=dict(payload.get("training") or {}), path=path,
-                      classifier=VoxelClassifier.from_dict(payload["classifier"]) if payload.get("classifier") else None)
+                      classifier=VoxelClassifier.from_dict(payload["classifier"]) if payload.get("classifier")
+                      else None)
 
 
 def with_classifier(checkpoint: Checkpoint, classifier: VoxelClassifier | None, out: str | Path, *, version: str,

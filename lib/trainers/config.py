@@ -106,7 +106,8 @@ class TrainConfig:
             raise InputError(f"train option 'classifier_variant' must be one_stage, two_stage or fusion, "
                              f"got {self.classifier_variant!r}")
         if self.classifier_inner_folds < 2:
-            raise InputError(f"train option 'classifier_inner_folds' must be at least 2, got {self.classifier_inner_folds}")
+            raise InputError(f"train option 'classifier_inner_folds' must be at least 2, "
+                             f"got {self.classifier_inner_folds}")
         if self.max_epochs > MAX_EPOCHS:
             raise InputError(f"train option 'max_epochs' must be at most {MAX_EPOCHS}, got {self.max_epochs}")
         for name in ("roi_size", "val_roi_size"):
@@ -135,7 +136,7 @@ class TrainConfig:
         fine-tunes has a classifier (a run from scratch trains the network)."""
         if self.classifier is not None:
             return self
-        return self.replace(classifier=bool(self.init_from) and read_checkpoint_has_classifier(self.init_from))
+        return self.replace(classifier=self.init_from is not None and read_checkpoint_has_classifier(self.init_from))
 
     def classifier_options(self) -> FitOptions:
         """The voxel classifier's training settings."""

@@ -131,7 +131,7 @@ def train_classifier(train_cases: Sequence[PreparedCase], val_cases: Sequence[Pr
 
     def as_voxels(case: PreparedCase) -> VoxelCase:
         c = normalize_case(case, base.landmarks)
-        data = {"image": c.image, "brain_mask": c.brain_mask, "label": c.label}
+        data: dict[Any, Any] = {"image": c.image, "brain_mask": c.brain_mask, "label": c.label}
         return voxel_case(c.case_id, data, base.spacing_mm, predict_regions(base.network, c.image, settings))
 
     cases = [as_voxels(c) for c in train_cases]
