@@ -7,7 +7,7 @@ each fold the classifier variants are trained (:func:`lib.classifier.fit.fit_cla
 other folds' real cases plus the ``--synthetic`` generated cases; their thresholds and component
 rule are chosen on inner out-of-fold predictions of those training cases (nested), never on the
 fold's own cases. The held-out cases are then segmented by each variant and scored on their own
-t1c grid (:func:`lib.evaluation.case_metrics`), as are the network alone (``--cnn``, through its
+t1c grid (:func:`lib.evaluation.case_metrics`, without the Hausdorff distances), as are the network alone (``--cnn``, through its
 served postprocessing) and the FLAIR floor (``bench/evaluate_model.py``'s).
 
 The network is ``--cnn``: it must not have been trained on any ``--real`` case, so that it is out
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import pickle
 import platform
 import subprocess
 import sys
@@ -99,7 +100,7 @@ class Case:
         truth = read_truth(self.folder)
         predicted = restore_label(labels, self.data["geometry"], self.case_id)
         spacing = tuple(reversed(truth.GetSpacing()))
-        return case_metrics(sitk.GetArrayFromImage(predicted), sitk.GetArrayFromImage(truth), spacing)
+        return case_metrics(sitk.GetArrayFromImage(predicted), sitk.GetArrayFromImage(truth), spacing, hd95=False)
 
 
 def classify(classifier: VoxelClassifier, case: Case) -> np.ndarray:
@@ -186,8 +187,24 @@ def main(argv: list[str] | None = None) -> int:
         folds = make_folds(real, args.folds)
         write_json(folds_file, {"folds": folds})
     started = time.monotonic()
-    cases = {c["case_id"]: Case(c, model, 1.0) for c in real}
-    generated = [Case(c, model, args.synthetic_weight) for c in synthetic]
+    cache = args.work / "cases" / sha256(args.cnn)[:12]
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def prepared(record: dict[str, str], weight: float) -> Case:
+        """A case's working-grid data, features and network output (cached per network file)."""
+        path = cache / f"{record['case_id']}.pkl"
+        if path.exists():
+            with open(path, "rb") as fh:
+                case: Case = pickle.load(fh)
+        else:
+            case = Case(record, model, weight)
+            with open(path, "wb") as fh:
+                pickle.dump(case, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        case.voxels.weight = weight
+        return case
+
+    cases = {c["case_id"]: prepared(c, 1.0) for c in real}
+    generated = [prepared(c, args.synthetic_weight) for c in synthetic]
     print(f"{len(cases)} real and {len(generated)} generated cases prepared ({time.monotonic() - started:.0f} s)",
           flush=True)
 
@@ -197,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              case.data["brain_mask"]))
         truth = read_truth(case.folder)
         per_variant[FLOOR][case_id] = case_metrics(sitk.GetArrayFromImage(flair_floor(case.folder)),
-                                                   sitk.GetArrayFromImage(truth), tuple(reversed(truth.GetSpacing())))
+                                                   sitk.GetArrayFromImage(truth), tuple(reversed(truth.GetSpacing())),
+                                                   hd95=False)
     fold_records = []
     for i, held_out in enumerate(folds):
         fold_file = args.work / f"fold{i}.json"

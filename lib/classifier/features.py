@@ -295,7 +295,8 @@ class RegionContextd(MapTransform):
 class BrainVoxelsd(MapTransform):
     """Stack ``data["features"]`` (named (X, Y, Z) maps) over the brain voxels of ``data[mask_key]``
     (1, X, Y, Z): ``data[out_key]`` float32 (N, F) in the maps' order, ``data["voxel_index"]`` int64
-    (N,) (flat indices into (X, Y, Z), C order) and ``data["feature_names"]`` (F names)."""
+    (N,) (flat indices into (X, Y, Z), C order) and ``data["feature_names"]`` (F names). The maps
+    are removed (a case's would be a hundred megabytes)."""
 
     def __init__(self, mask_key: str = "brain_mask", out_key: str = "voxels") -> None:
         super().__init__([mask_key])
@@ -304,7 +305,7 @@ class BrainVoxelsd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         index = np.flatnonzero(_brain(d, self.mask_key))
-        maps = _features(d)
+        maps = d.pop("features", {})
         matrix = np.empty((index.size, len(maps)), np.float32)
         for j, volume in enumerate(maps.values()):
             matrix[:, j] = np.ravel(volume)[index]

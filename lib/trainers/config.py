@@ -75,9 +75,9 @@ class TrainConfig:
                                             "--init-from, kept as it is; false trains the network (unset: when "
                                             "the checkpoint fine-tuned has a classifier)")
     classifier_variant: str = _option("fusion", "one_stage, two_stage or fusion (network + FLAIR floor)")
-    classifier_rounds: int = _option(80, "boosting rounds per stage")
+    classifier_rounds: int = _option(60, "boosting rounds per stage")
     classifier_leaves: int = _option(31, "leaves per tree")
-    classifier_learning_rate: float = _option(0.12, "boosting learning rate")
+    classifier_learning_rate: float = _option(0.15, "boosting learning rate")
     classifier_inner_folds: int = _option(2, "folds of the training cases for stacking and threshold selection")
     classifier_background_ratio: float = _option(1.5, "background voxels sampled per tumor voxel")
     classifier_max_tumor_voxels: int = _option(5000, "tumor voxels sampled per case at most")
