@@ -6,9 +6,10 @@ tumor with smallest, as ``bench/cross_validate.py`` does; recorded in ``<work>/f
 each fold the classifier variants are trained (:func:`lib.classifier.fit.fit_classifiers`) on the
 other folds' real cases plus the ``--synthetic`` generated cases; their thresholds and component
 rule are chosen on inner out-of-fold predictions of those training cases (nested), never on the
-fold's own cases. The held-out cases are then segmented by each variant and scored on their own
-t1c grid (:func:`lib.evaluation.case_metrics`, without the Hausdorff distances), as are the network alone (``--cnn``, through its
-served postprocessing) and the FLAIR floor (``bench/evaluate_model.py``'s).
+fold's own cases. The held-out cases are then segmented by each variant and scored on their
+own t1c grid (:func:`lib.evaluation.case_metrics`, without the Hausdorff distances), as are the
+network alone (``--cnn``, through its served postprocessing) and the FLAIR floor
+(``bench/evaluate_model.py``'s).
 
 The network is ``--cnn``: it must not have been trained on any ``--real`` case, so that it is out
 of fold for every one of them (the generated-data-only model is). The fusion reads its region
@@ -174,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--final", type=Path, help="train the best variant on every case and write the checkpoint here")
     ap.add_argument("--version", default=f"brats-fusion-2mm-{time.strftime('%Y.%m.%d')}")
     ap.add_argument("--heldout", type=Path, help="labelled cases to score the --final checkpoint on")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="LightGBM threads (1 is several times faster on cores that other work keeps busy)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    options = TrainConfig().classifier_options()
+    options = TrainConfig(num_threads=args.threads).classifier_options()
     model = load_checkpoint(args.cnn)
     real = [c for folder in args.real for c in labelled_cases(folder)]
     synthetic = [c for folder in args.synthetic for c in labelled_cases(folder)]
