@@ -74,7 +74,8 @@ class TrainConfig:
     classifier: bool | None = _option(None, "train the voxel classifier (lib/classifier) on the network of "
                                             "--init-from, kept as it is; false trains the network (unset: when "
                                             "the checkpoint fine-tuned has a classifier)")
-    classifier_variant: str = _option("fusion", "one_stage, two_stage or fusion (network + FLAIR floor)")
+    classifier_variant: str | None = _option(None, "one_stage, two_stage or fusion (network + FLAIR floor); unset: "
+                                                   "that of the checkpoint fine-tuned, else two_stage")
     classifier_rounds: int = _option(60, "boosting rounds per stage")
     classifier_leaves: int = _option(31, "leaves per tree")
     classifier_learning_rate: float = _option(0.15, "boosting learning rate")
@@ -102,7 +103,7 @@ class TrainConfig:
                 raise InputError(f"train option '{name}' must be between 0 and 1, got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"train option 'val_fraction' must be between 0 and 1, got {self.val_fraction!r}")
-        if self.classifier_variant not in ("one_stage", "two_stage", "fusion"):
+        if self.classifier_variant not in (None, "one_stage", "two_stage", "fusion"):
             raise InputError(f"train option 'classifier_variant' must be one_stage, two_stage or fusion, "
                              f"got {self.classifier_variant!r}")
         if self.classifier_inner_folds < 2:

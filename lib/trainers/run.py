@@ -27,6 +27,7 @@ from typing import Any
 from lib.atomic import write_json
 from lib.brats import labelled_cases
 from lib.classifier.fit import VoxelCase, case_score, fit_classifiers, voxel_case
+from lib.classifier.model import TWO_STAGE
 from lib.evaluation import mean_score, score_checkpoint
 from lib.model import PredictionSettings, load_checkpoint, predict_regions
 from lib.model.checkpoint import with_classifier
@@ -120,7 +121,8 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
 
 def train_classifier(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase], config: TrainConfig,
                      candidate: str | Path, *, version: str) -> TrainResult:
-    """Train ``config.classifier_variant`` (:func:`lib.classifier.fit.fit_classifiers`, thresholds
+    """Train ``config.classifier_variant`` (unset: the variant of ``config.init_from``'s classifier,
+    else the two-stage one; :func:`lib.classifier.fit.fit_classifiers`, thresholds
     chosen on inner folds of ``train_cases``) on the network and preprocessing of
     ``config.init_from``, and write it with them at ``candidate``. Its Dice on ``val_cases`` (working
     grid; ET as the BraTS score) is the run's ``best_dice``; publication compares on their own grids."""
@@ -136,7 +138,7 @@ def train_classifier(train_cases: Sequence[PreparedCase], val_cases: Sequence[Pr
 
     cases = [as_voxels(c) for c in train_cases]
     logger.info("classifier: %d training cases prepared (%.0f s)", len(cases), time.monotonic() - started)
-    variant = config.classifier_variant
+    variant = config.classifier_variant or (base.classifier.variant if base.classifier else TWO_STAGE)
     classifier = fit_classifiers(cases, config.classifier_options(), [variant])[variant]
     classifier.training.update({"config": config.to_dict(), "network": base.version})
     val_scores = []
