@@ -6,8 +6,9 @@ save), each in a fresh process so peak memory is its own:
 - ours: ``lib.infers.pipeline.TumorSegmenter`` with the bundled checkpoint (or ``--checkpoint``),
   the code path the server runs (validation, rigid co-registration where needed, brain crop,
   resampling to the model's working resolution, N4 when the model was trained with it, Nyúl +
-  z-score, SegResNet, bfloat16 on CPU / float16 on GPU, postprocessing, label restored onto
-  the t1c grid); the median of ``--repeats`` requests per stage;
+  z-score, SegResNet, bfloat16 on CPU / float16 on GPU, the voxel classifier's features and trees
+  when the checkpoint has one, postprocessing, label restored onto the t1c grid); the median of
+  ``--repeats`` requests per stage;
 - reference: the configuration of the MONAI model-zoo bundle ``brats_mri_segmentation``
   (LoadImage, RAS, 1 mm spacing, channel-wise non-zero normalisation, SegResNet
   init_filters 16 blocks 1,2,2,4, 240x240x160 window, overlap 0.5, float32, sigmoid > 0.5).
@@ -74,8 +75,7 @@ def run_ours(case: Path, out: Path, checkpoint: Path, repeats: int) -> dict:
                      "postprocess": result.seconds["postprocess"], "save": time.perf_counter() - t})
     times = {stage: statistics.median(run[stage] for run in runs) for stage in STAGES}
     return {"times_s": times, "peak_rss_mb": {"total": _peak_mb()}, "repeats": repeats,
-            "model": f"{model.version}: SegResNet init_filters {model.spec.init_filters} at {model.spacing_mm:g} mm"
-                     f"{', N4' if model.n4 else ''}, "
+            "model": f"{model.version}: {model.description}{', N4' if model.n4 else ''}, "
                      f"window {list(model.roi_size)}"}
 
 

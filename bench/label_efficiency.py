@@ -1,16 +1,18 @@
 """Label efficiency of the next-sample strategies: a scripted annotator against a real server.
 
-The served model starts as the bundled one (pretrained on generated cases of the default
-sites). The pool is a different "site": generated with other scanners and per-tissue
-contrasts (``synthbrats --style raw --domain-randomization 1``). Per arm (a ``next_sample``
-strategy) and repeat:
+The served model starts as ``--start-model`` (default the bundled one). The pool is a different
+"site" (generated with other scanners and per-tissue contrasts, ``synthbrats --style raw
+--domain-randomization 1``), or real labelled cases. ``--mode classifier`` retrains the served
+model's voxel classifier each round (on the corrections plus ``--extra-cases``, the server's
+``train_extra_cases``: minutes on a CPU), ``--mode network`` fine-tunes its network. Per arm (a
+``next_sample`` strategy) and repeat:
 
 1. a fresh copy of the pool is served by ``btl-server`` (its own model folder, split, scores);
 2. each round, the annotator asks ``POST /activelearning/<arm>`` for ``--per-round`` studies
    under its client id and submits each study's ground truth as the ``final`` label (a
    perfect correction); for the scored arms it first waits until the server has scored every
    unlabelled study for the served model, so the strategy never falls back to random;
-3. ``POST /train/brats_segresnet`` fine-tunes the served model on all final labels with the
+3. ``POST /train/brats_segresnet`` retrains the served model on all final labels with the
    product's rule (fixed split, published only if not worse on the validation cases);
 4. the served model is evaluated on held-out cases of the new site (mean WT/TC/ET Dice,
    through the served pipeline on each case's own grid).
@@ -24,6 +26,14 @@ uncertainty arm needs to reach the random arm's final Dice.
     .venv/bin/synthbrats --cases 6 --seed 7200 --out /data/al/heldout --spacing 2 --style raw --domain-randomization 1
     .venv/bin/python bench/label_efficiency.py --pool /data/al/pool --heldout /data/al/heldout \\
         --work /data/al/runs --out bench/results/label_efficiency
+
+The classifier arm on real cases (a pool and held-out cases of real patients; the start model's
+classifier trained on generated cases only, see docs/model-card.md):
+
+    .venv/bin/python bench/label_efficiency.py --mode classifier --pool /data/al-real/pool \\
+        --heldout /data/al-real/heldout --start-model /data/al-real/start.pt \\
+        --extra-cases /data/synth6v2:/data/synth-old6 --rounds 3 --per-round 3 \\
+        --work /data/al-real/runs --out bench/results/label_efficiency_classifier
 """
 
 from __future__ import annotations
@@ -55,8 +65,12 @@ MODEL = "brats_segresnet"
 ARMS = ("uncertainty", "foreground", "random")
 SCORED_ARMS = ("uncertainty", "foreground")
 #: One fine-tuning round on 2 CPU cores (one to two minutes): from the served model, 60 steps.
-TRAIN_OPTIONS: dict[str, Any] = {"max_epochs": 6, "steps_per_epoch": 10, "batch_size": 2, "val_every": 2,
-                                 "fine_tune": True}
+TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
+    "network": {"max_epochs": 6, "steps_per_epoch": 10, "batch_size": 2, "val_every": 2, "fine_tune": True,
+                "classifier": False},
+    # the served model's classifier, retrained with the product's defaults (TrainConfig)
+    "classifier": {"fine_tune": True, "classifier": True},
+}
 ANNOTATOR = "scripted-annotator"
 BUNDLED = REPO / "monailabel_app" / "model" / f"{MODEL}.pt"
 
@@ -77,6 +91,7 @@ class HeldOut:
 
 
 def served_checkpoint(studies: Path) -> Path:
+    """The model the server of ``studies`` serves now (its model folder's, else the bundled one)."""
     published = studies / ".braintumorlabel" / "model" / f"{MODEL}.pt"
     return published if published.is_file() else BUNDLED
 
@@ -111,9 +126,9 @@ def annotate(url: str, arm: str, studies: Path, count: int) -> list[str]:
     return picked
 
 
-def train_round(url: str, seed: int, timeout_s: float) -> dict[str, Any]:
-    """Fine-tune on all final labels; the run's publication decision."""
-    started = requests.post(f"{url}/train/{MODEL}", json={**TRAIN_OPTIONS, "seed": seed}, timeout=60)
+def train_round(url: str, options: dict[str, Any], seed: int, timeout_s: float) -> dict[str, Any]:
+    """Retrain on all final labels; the run's publication decision."""
+    started = requests.post(f"{url}/train/{MODEL}", json={**options, "seed": seed}, timeout=60)
     started.raise_for_status()
     deadline = time.monotonic() + timeout_s
     while (status := requests.get(f"{url}/train/", timeout=30).json())["status"] in ("SUBMITTED", "RUNNING"):
@@ -135,14 +150,20 @@ def run_arm(arm: str, repeat: int, args: argparse.Namespace, heldout: HeldOut, l
     studies = work / "studies"
     shutil.copytree(args.pool, studies)
     pool = [c["case_id"] for c in labelled_cases(studies)]
-    record["rounds"] = [{"round": 0, "labels": 0, "picked": [], "dice": heldout.dice(BUNDLED)}]
-    with monailabel_process(studies, log, timeout_s=300) as (url, _):
+    if args.start_model:
+        start = studies / ".braintumorlabel" / "model" / f"{MODEL}.pt"
+        start.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.start_model, start)
+    record["rounds"] = [{"round": 0, "labels": 0, "picked": [], "dice": heldout.dice(served_checkpoint(studies))}]
+    conf = {"train_extra_cases": args.extra_cases} if args.extra_cases else None
+    with monailabel_process(studies, log, conf=conf, timeout_s=300) as (url, _):
         for round_no in range(1, args.rounds + 1):
             t0 = time.monotonic()
             unlabelled = set(pool) - {s for r in record["rounds"] for s in r["picked"]}
             scoring_s = wait_for_scores(url, unlabelled, args.timeout_s) if arm in SCORED_ARMS else 0.0
             picked = annotate(url, arm, studies, args.per_round)
-            training = train_round(url, seed=1000 * repeat + round_no, timeout_s=args.timeout_s)
+            training = train_round(url, TRAIN_OPTIONS[args.mode], seed=1000 * repeat + round_no,
+                                   timeout_s=args.timeout_s)
             dice = heldout.dice(served_checkpoint(studies))
             labels = record["rounds"][-1]["labels"] + len(picked)
             record["rounds"].append({"round": round_no, "labels": labels, "picked": picked, "dice": dice,
@@ -267,6 +288,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=3, help="corrections between two trainings")
     ap.add_argument("--timeout-s", type=float, default=1800.0)
+    ap.add_argument("--mode", choices=tuple(TRAIN_OPTIONS), default="network",
+                    help="what a round retrains: the served model's network, or its voxel classifier")
+    ap.add_argument("--start-model", type=Path, help="the model served at round 0 (default: the bundled one)")
+    ap.add_argument("--extra-cases", help="folders (':'-separated) every round also trains on (the server's "
+                                          "train_extra_cases)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +300,9 @@ def main() -> int:
     results: dict[str, Any] = read_json(args.out.with_suffix(".json"))
     setup = {"pool": sorted(c["case_id"] for c in labelled_cases(args.pool)),
              "heldout": sorted(c["case_id"] for c in labelled_cases(args.heldout)),
-             "rounds": args.rounds, "per_round": args.per_round, "train_options": TRAIN_OPTIONS}
+             "rounds": args.rounds, "per_round": args.per_round, "train_options": TRAIN_OPTIONS[args.mode],
+             "start_model": args.start_model.name if args.start_model else BUNDLED.name,
+             "extra_cases": args.extra_cases}
     if results.get("setup") != setup:
         results = {"setup": setup, "runs": []}
     heldout = HeldOut(labelled_cases(args.heldout), args.work / "heldout_dice.json")

@@ -67,7 +67,8 @@ def relabel_legacy_enhancing(folder: Path) -> None:
     """Labels 1/2/4 (BraTS up to 2021) -> 1/2/3, in place (:func:`lib.brats.read_label`); files
     already 1/2/3 are left untouched, so the training cache (keyed by file times) stays valid."""
     for path in sorted(folder.glob("*/*-seg.nii.gz")):
-        if LEGACY_ET not in np.unique(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))):
+        image = sitk.ReadImage(str(path))  # kept alive: an array view does not hold its image
+        if LEGACY_ET not in np.unique(sitk.GetArrayViewFromImage(image)):
             continue
         with atomic_path(path, suffix=".nii.gz") as tmp:
             sitk.WriteImage(read_label(path), str(tmp), useCompression=True)

@@ -16,8 +16,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lib.infers.pipeline import TumorSegmenter
-from lib.model import Checkpoint, PredictionSettings, predict_regions
-from lib.postprocessing import REGION_ORDER, labels_to_regions, postprocess
+from lib.model import Checkpoint, PredictionSettings
+from lib.postprocessing import REGION_ORDER, labels_to_regions
 
 #: A case "has enhancing tumor" when its ET is at least this large (mL); for a case without,
 #: a prediction of less than this much ET counts as right (ET score 1), more as wrong (0).
@@ -54,18 +54,20 @@ def hausdorff95_mm(pred: np.ndarray, truth: np.ndarray, spacing_mm: Sequence[flo
     return float(np.percentile(distances, 95))
 
 
-def case_metrics(pred_labels: np.ndarray, true_labels: np.ndarray, spacing_mm: Sequence[float]) -> dict[str, Any]:
+def case_metrics(pred_labels: np.ndarray, true_labels: np.ndarray, spacing_mm: Sequence[float], *,
+                 hd95: bool = True) -> dict[str, Any]:
     """Everything reported for one case (arrays on the same grid of voxel size ``spacing_mm``):
     per region Dice, HD95 (mm), predicted and true volume (mL); the WT volume predicted
     outside the reference tumor (``wt_outside_ml``) and in components that touch no reference
     lesion (``false_lesions_ml``); and the ET score of the enhancement rule
-    (:data:`ENHANCING_MIN_ML`)."""
+    (:data:`ENHANCING_MIN_ML`). ``hd95`` False leaves the distances out (None): they are most of
+    the cost on a 1 mm grid."""
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     p, t = labels_to_regions(pred_labels) > 0, labels_to_regions(true_labels) > 0
     dice = region_dice(pred_labels, true_labels)
     out: dict[str, Any] = {"dice": dice, "hd95_mm": {}, "predicted_ml": {}, "true_ml": {}}
     for i, name in enumerate(REGION_ORDER):
-        out["hd95_mm"][name] = hausdorff95_mm(p[i], t[i], spacing_mm)
+        out["hd95_mm"][name] = hausdorff95_mm(p[i], t[i], spacing_mm) if hd95 else None
         out["predicted_ml"][name] = round(float(p[i].sum()) * voxel_ml, 3)
         out["true_ml"][name] = round(float(t[i].sum()) * voxel_ml, 3)
     wt_p, wt_t = p[0], t[0]
@@ -85,8 +87,9 @@ def working_grid_labels(model: Checkpoint, image: np.ndarray, brain_mask: np.nda
     its ``brain_mask`` (1, X, Y, Z) on its working grid: the served prediction (CPU) and
     postprocessing, without restoring the label onto the input grid. For studies of a model on
     prepared cases (:func:`lib.trainers.data.prepare_case` + ``normalize_case``)."""
-    regions = predict_regions(model.network, image, PredictionSettings(roi_size=model.roi_size, device="cpu"))
-    return postprocess(regions, (model.spacing_mm,) * 3, image, brain_mask)
+    data = {"image": image, "brain_mask": brain_mask}
+    regions = model.region_probabilities(data, PredictionSettings(roi_size=model.roi_size, device="cpu"))
+    return model.labels(regions, data)
 
 
 def score_checkpoint(checkpoint: str | Path, cases: Sequence[dict[str, Any]]) -> dict[str, float]:

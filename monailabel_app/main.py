@@ -20,6 +20,9 @@ Config (``--conf key value``):
   mirror_axes         test-time flips, e.g. "0" (left-right); default none
   lease_s             how long a study next_sample gave a client stays with it (default 3600 s;
                       it ends earlier when the study's final label is saved)
+  train_extra_cases   folder(s) of labelled cases every training run also trains on (never
+                      validated on), separated by ':', e.g. the real and generated training set
+                      the served classifier was trained on; default none
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ class BrainTumorLabelApp(MONAILabelApp):
 
     def init_trainers(self) -> dict[str, TrainTask]:
         return {MODEL_NAME: BrainTumorTraining(self.trained_model, self.model_dir, self.segmenter.checkpoint_path,
-                                               self.registry, name=MODEL_NAME)}
+                                               self.registry, name=MODEL_NAME,
+                                               extra_cases=self.conf.get("train_extra_cases") or None)}
 
     @functools.cached_property
     def reports(self) -> ReportService:

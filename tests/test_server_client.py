@@ -22,10 +22,11 @@ from _server import monailabel_server
 MODEL = "brats_segresnet"
 #: a full-resolution generated glioblastoma (seed not used in training)
 FULL = GeneratorConfig(spacing=1.0, style="brats", kind="glioblastoma")
-#: on this case the bundled model (brats-segresnet-2mm-2026.12.01) reaches WT 0.86, TC 0.85
-#: (`bench/evaluate_model.py --cases` on it; the generated-only model before it: 0.69 / 0.64).
-#: The bounds leave room for CPU numerics (bfloat16 on some CPUs, float32 on others).
-FULL_SEED, MIN_WT, MIN_TC = 9503, 0.8, 0.75
+#: on this case the bundled model (brats-classifier-2mm-2026.12.01, trained on real cases only)
+#: reaches WT 0.82, TC 0.59 (the network served before it, brats-segresnet-2mm-2026.12.01: 0.86 /
+#: 0.85; docs/model-card.md says why generated cases are its weak side). The bounds leave room for
+#: CPU numerics (bfloat16 on some CPUs, float32 on others).
+FULL_SEED, MIN_WT, MIN_TC = 9503, 0.78, 0.5
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,7 @@ def test_a_tiny_run_publishes_a_checkpoint_with_region_dice(cases, tmp_path):
     assert len(result.val_cases) == 1 and len(result.train_cases) == 2
     model = load_checkpoint(out)
     assert model.landmarks is not None and model.training["val_cases"] == result.val_cases
-    assert model.training["config"] == TINY.replace(n4=False).to_dict() and not model.n4
+    assert model.training["config"] == TINY.replace(n4=False, classifier=False).to_dict() and not model.n4
     assert json.loads((tmp_path / "progress.json").read_text())["state"] == "DONE"
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
     assert not candidate_path(out).exists() and not list(tmp_path.glob("*.state"))

@@ -5,7 +5,8 @@ convolution), so dropout samples barely differ, while flips along the axes the t
 augmented (left-right, anterior-posterior) are in-distribution views whose disagreement is
 real. The case is predicted as-is and flipped along :data:`MIRROR_AXES` (the served prediction
 settings otherwise); the flipped predictions are flipped back and averaged; per voxel and
-region (WT, TC, ET) the binary entropy of that mean.
+region (WT, TC, ET) the binary entropy of that mean. A model with a voxel classifier is scored
+on the classifier's probabilities (a fusion reads the network's flip-averaged ones).
 
 The score is the mean of that entropy over a *region of interest*: voxels the mean predicts as
 whole tumor, or with a whole-tumor probability of at least :data:`ROI_MIN_PROBABILITY`, grown by
@@ -34,7 +35,6 @@ from scipy import ndimage
 
 from lib.atomic import read_json, write_json
 from lib.infers.pipeline import TumorSegmenter
-from lib.model.predict import predict_regions
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def score_study(segmenter: TumorSegmenter, source: Any) -> tuple[str, StudyScore
     model = segmenter.checkpoint()
     data = model.preprocessing()({"image": source})
     settings = replace(segmenter.settings, roi_size=model.roi_size, mirror_axes=MIRROR_AXES)
-    probabilities = predict_regions(model.network, data["image"], settings)
+    probabilities = model.region_probabilities(data, settings)
     uncertainty, wt_ml = score_regions(probabilities, model.spacing_mm)
     return model.version, StudyScore(uncertainty, wt_ml, round(time.perf_counter() - started, 2))
 

@@ -1,4 +1,5 @@
-"""Whole-case segmentation: preprocessing -> network -> postprocessing -> label on the t1c grid.
+"""Whole-case segmentation: preprocessing -> model (network, and the voxel classifier when the
+checkpoint has one) -> postprocessing -> label on the t1c grid.
 
 The serving task (:mod:`lib.infers.task`) and the benchmark call :meth:`TumorSegmenter.segment`.
 """
@@ -18,8 +19,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from lib.errors import ModelUnavailableError
-from lib.model import Checkpoint, PredictionSettings, load_checkpoint, predict_regions, select_device
-from lib.postprocessing import label_volumes_ml, postprocess
+from lib.model import Checkpoint, PredictionSettings, load_checkpoint, select_device
+from lib.postprocessing import label_volumes_ml
 from lib.transforms import restore_label
 from lib.transforms.quality import DROPOUT_NOTE_FRACTION
 
@@ -107,11 +108,11 @@ class TumorSegmenter:
 
         t0 = time.perf_counter()
         settings = dataclasses.replace(self.settings, roi_size=model.roi_size)
-        regions = predict_regions(model.network, data["image"], settings)
+        regions = model.region_probabilities(data, settings)
         seconds["infer"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        labels = postprocess(regions, (model.spacing_mm,) * 3, data["image"], data["brain_mask"])
+        labels = model.labels(regions, data)
         label = restore_label(labels, data["geometry"], data.get("case_id"))
         volumes = label_volumes_ml(sitk.GetArrayViewFromImage(label), label.GetSpacing())
         seconds["postprocess"] = time.perf_counter() - t0

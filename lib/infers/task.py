@@ -25,7 +25,7 @@ class BrainTumorSegmentation(InferTask):
     def __init__(self, segmenter: TumorSegmenter) -> None:
         super().__init__(type=InferType.SEGMENTATION, labels={name: value for value, name in LABEL_NAMES.items()
                                                                if value},
-                         dimension=3, description="Brain tumor sub-regions from t1n, t1c, t2w, t2f (SegResNet)")
+                         dimension=3, description="Brain tumor sub-regions from t1n, t1c, t2w, t2f")
         self.segmenter = segmenter
 
     def is_valid(self) -> bool:
@@ -40,6 +40,7 @@ class BrainTumorSegmentation(InferTask):
         except ModelUnavailableError as exc:
             return {**info, "model_version": None, "model_warning": str(exc)}
         info.update({"model_version": model.version, "model_file": model.path.name if model.path else None,
+                     "model": model.description,
                      "validation_dice": model.training.get("val_dice")})
         if self.segmenter.warning:
             info["model_warning"] = self.segmenter.warning

@@ -2,8 +2,11 @@
 
 One ``.pt`` file holds the network spec, the weights (float16 to keep the file small), the
 preprocessing the model was trained with (working resolution, N4 or not, Nyúl landmarks), the
-sliding-window size, the model version and the training record. Files are written atomically,
-so a reader never sees half a model.
+sliding-window size, the model version and the training record; a served model may also hold a
+voxel classifier (:class:`lib.classifier.VoxelClassifier`: its trees, features' version and
+thresholds), which then makes the labels from the network's region probabilities and its own
+features (:meth:`Checkpoint.region_probabilities`). Files are written atomically, so a reader
+never sees half a model.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from monai.transforms import Compose
 
 from lib.atomic import atomic_path
+from lib.classifier.model import VoxelClassifier
+from lib.postprocessing import postprocess
 from lib.transforms import NyulLandmarks, build_preprocessing
 
 from .network import NetworkSpec, build_network
+from .predict import PredictionSettings, predict_regions
 
 FORMAT = "braintumorlabel-checkpoint/1"
 
@@ -36,6 +43,32 @@ class Checkpoint:
     n4: bool = False
     training: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    classifier: VoxelClassifier | None = None
+
+    @property
+    def description(self) -> str:
+        """What the model is, in a few words (the infer task's description, the benchmarks)."""
+        network = f"SegResNet {self.spec.init_filters} filters at {self.spacing_mm:g} mm"
+        if self.classifier is None:
+            return network
+        return f"voxel classifier ({self.classifier.variant}, {len(self.classifier.stages)} stage(s)) with {network}"
+
+    def region_probabilities(self, data: dict[Any, Any], settings: PredictionSettings) -> np.ndarray:
+        """Region probabilities float32 (3, X, Y, Z) (WT, TC, ET) of a case preprocessed by
+        :meth:`preprocessing` (``image`` (4, X, Y, Z), ``brain_mask`` (1, X, Y, Z)): the network's
+        (``settings``: window, flips, device), or, with a classifier, the classifier's (which reads
+        the network's when it is a fusion)."""
+        if self.classifier is not None and not self.classifier.uses_network:
+            return self.classifier.region_probabilities(data)
+        cnn = predict_regions(self.network, data["image"], settings)
+        return cnn if self.classifier is None else self.classifier.region_probabilities(data, cnn)
+
+    def labels(self, regions: np.ndarray, data: dict[Any, Any]) -> np.ndarray:
+        """The served postprocessing of :meth:`region_probabilities`: uint8 labels (X, Y, Z) on the
+        working grid (the classifier's thresholds, else :func:`lib.postprocessing.postprocess`)."""
+        if self.classifier is not None:
+            return self.classifier.labels(regions, data["image"], data["brain_mask"])
+        return postprocess(regions, (self.spacing_mm,) * 3, data["image"], data["brain_mask"])
 
     def preprocessing(self, with_label: bool = False) -> Compose:
         """The preprocessing this model was trained with (:func:`lib.transforms.build_preprocessing`
@@ -46,11 +79,15 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpec, *, version: str,
                     landmarks: NyulLandmarks | None, roi_size: tuple[int, int, int], spacing_mm: float,
-                    n4: bool, training: dict[str, Any] | None = None) -> Path:
+                    n4: bool, training: dict[str, Any] | None = None,
+                    classifier: VoxelClassifier | None = None) -> Path:
     """Write a checkpoint atomically at ``path`` (replacing an older file in one step).
     ``spacing_mm``: the isotropic working resolution the network sees (preprocessing
     resamples to it); ``n4``: whether preprocessing corrects the bias field before Nyúl;
-    ``roi_size``: the sliding window in voxels at that resolution."""
+    ``roi_size``: the sliding window in voxels at that resolution; ``classifier``: the voxel
+    classifier that makes the labels (None: the network alone), at the same resolution."""
+    if classifier is not None and abs(classifier.spacing_mm - spacing_mm) > 1e-6:
+        raise ValueError(f"the classifier works at {classifier.spacing_mm} mm, the network at {spacing_mm} mm")
     module = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in module.state_dict().items()}
@@ -64,6 +101,7 @@ def save_checkpoint(path: str | Path, network: torch.nn.Module, spec: NetworkSpe
         "spacing_mm": float(spacing_mm),
         "n4": bool(n4),
         "training": training or {},
+        "classifier": classifier.to_dict() if classifier is not None else None,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +122,11 @@ def read_checkpoint_n4(path: str | Path) -> bool:
     """Whether a checkpoint's preprocessing corrects the bias field (N4), without building its
     network. Raises ``ValueError`` for a file that is not a checkpoint."""
     return bool(_payload(Path(path)).get("n4", False))
+
+
+def read_checkpoint_has_classifier(path: str | Path) -> bool:
+    """Whether a checkpoint holds a voxel classifier, without building its network."""
+    return bool(_payload(Path(path)).get("classifier"))
 
 
 def read_checkpoint_record(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -107,7 +150,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                       roi_size=tuple(int(v) for v in payload["roi_size"]),  # type: ignore[arg-type]
                       spacing_mm=float(payload.get("spacing_mm", 1.0)),  # files from before it was recorded: 1 mm
                       n4=bool(payload.get("n4", False)),  # files from before N4 was an option: without
-                      training=dict(payload.get("training") or {}), path=path)
+                      training=dict(payload.get("training") or {}), path=path,
+                      classifier=VoxelClassifier.from_dict(payload["classifier"]) if payload.get("classifier")
+                      else None)
+
+
+def with_classifier(checkpoint: Checkpoint, classifier: VoxelClassifier | None, out: str | Path, *, version: str,
+                    training: dict[str, Any] | None = None) -> Path:
+    """Write ``checkpoint``'s network and preprocessing with ``classifier`` (None: without one) as a
+    new checkpoint at ``out``, with ``version`` and ``training`` (default: the checkpoint's)."""
+    return save_checkpoint(out, checkpoint.network, checkpoint.spec, version=version, landmarks=checkpoint.landmarks,
+                           roi_size=checkpoint.roi_size, spacing_mm=checkpoint.spacing_mm, n4=checkpoint.n4,
+                           training=checkpoint.training if training is None else training, classifier=classifier)
 
 
 def interpolate_checkpoints(pretrained: str | Path, fine_tuned: str | Path, fine_tuned_weight: float,

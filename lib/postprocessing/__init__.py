@@ -3,6 +3,7 @@
 from .regions import (
     REGION_ORDER,
     enhancing_fractions,
+    keep_large_components,
     label_volumes_ml,
     labels_to_regions,
     postprocess,
@@ -12,5 +13,5 @@ from .regions import (
     remove_small_lesions,
 )
 
-__all__ = ["REGION_ORDER", "enhancing_fractions", "label_volumes_ml", "labels_to_regions", "postprocess",
-           "regions_to_labels", "relabel_unenhancing", "remove_coreless_lesions", "remove_small_lesions"]
+__all__ = ["REGION_ORDER", "enhancing_fractions", "keep_large_components", "label_volumes_ml", "labels_to_regions",
+           "postprocess", "regions_to_labels", "relabel_unenhancing", "remove_coreless_lesions", "remove_small_lesions"]

@@ -74,6 +74,21 @@ def remove_small_lesions(labels: np.ndarray, spacing_mm: Sequence[float], min_tu
     return out
 
 
+def keep_large_components(labels: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Drop whole-tumor components (26-connected) smaller than ``min_fraction`` of the largest one
+    (0: keep all; 1: the largest only). Returns a new uint8 array (X, Y, Z)."""
+    out = np.array(labels, np.uint8, copy=True)
+    if min_fraction <= 0:
+        return out
+    components, n = ndimage.label(out > 0, np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return out
+    sizes = np.bincount(components.ravel())[1:]
+    small = np.flatnonzero(sizes < min_fraction * sizes.max()) + 1
+    out[np.isin(components, small)] = 0
+    return out
+
+
 def remove_coreless_lesions(labels: np.ndarray) -> np.ndarray:
     """Drop whole-tumor components that hold no tumor core (NCR or ET): edema without a tumor
     is not a lesion. Grounded in the reference labels: over the 14 real BraTS cases used here,

@@ -16,9 +16,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from lib.classifier.fit import FitOptions
 from lib.errors import InputError
 from lib.model import NetworkSpec
-from lib.model.checkpoint import read_checkpoint_n4
+from lib.model.checkpoint import read_checkpoint_has_classifier, read_checkpoint_n4
 from lib.options import as_flag
 
 #: A guard against runs that would never end (``max_epochs`` 1e9).
@@ -70,11 +71,25 @@ class TrainConfig:
     init_filters: int = _option(NetworkSpec.init_filters, "SegResNet initial filters (new networks)")
     world_size: int = _option(1, "processes (one per GPU) for torch.distributed")
     backend: str = _option("nccl", "torch.distributed backend (nccl on GPUs, gloo on CPU)")
+    classifier: bool | None = _option(None, "train the voxel classifier (lib/classifier) on the network of "
+                                            "--init-from, kept as it is; false trains the network (unset: when "
+                                            "the checkpoint fine-tuned has a classifier)")
+    classifier_variant: str | None = _option(None, "one_stage, two_stage or fusion (network + FLAIR floor); unset: "
+                                                   "that of the checkpoint fine-tuned, else two_stage")
+    classifier_rounds: int = _option(60, "boosting rounds per stage")
+    classifier_leaves: int = _option(31, "leaves per tree")
+    classifier_learning_rate: float = _option(0.15, "boosting learning rate")
+    classifier_inner_folds: int = _option(2, "folds of the training cases for stacking and threshold selection")
+    classifier_background_ratio: float = _option(1.5, "background voxels sampled per tumor voxel")
+    classifier_max_tumor_voxels: int = _option(5000, "tumor voxels sampled per case at most")
+    extra_cases: str | None = _option(None, "folder(s) of labelled cases always trained on, never validated "
+                                           "(e.g. the real and generated training set), separated by ':'")
 
     def __post_init__(self) -> None:
         positive = ("max_epochs", "batch_size", "samples_per_case", "roi_size", "val_roi_size", "val_every",
                     "init_filters", "world_size", "spacing_mm", "learning_rate", "fine_tune_learning_rate",
-                    "min_validation_cases")
+                    "min_validation_cases", "classifier_rounds", "classifier_leaves", "classifier_learning_rate",
+                    "classifier_inner_folds", "classifier_background_ratio", "classifier_max_tumor_voxels")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -88,6 +103,12 @@ class TrainConfig:
                 raise InputError(f"train option '{name}' must be between 0 and 1, got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"train option 'val_fraction' must be between 0 and 1, got {self.val_fraction!r}")
+        if self.classifier_variant not in (None, "one_stage", "two_stage", "fusion"):
+            raise InputError(f"train option 'classifier_variant' must be one_stage, two_stage or fusion, "
+                             f"got {self.classifier_variant!r}")
+        if self.classifier_inner_folds < 2:
+            raise InputError(f"train option 'classifier_inner_folds' must be at least 2, "
+                             f"got {self.classifier_inner_folds}")
         if self.max_epochs > MAX_EPOCHS:
             raise InputError(f"train option 'max_epochs' must be at most {MAX_EPOCHS}, got {self.max_epochs}")
         for name in ("roi_size", "val_roi_size"):
@@ -110,6 +131,21 @@ class TrainConfig:
         if self.n4 is not None:
             return self
         return self.replace(n4=read_checkpoint_n4(self.init_from) if self.init_from else False)
+
+    def with_classifier_resolved(self) -> TrainConfig:
+        """This config with ``classifier`` decided: as set, else whether the checkpoint it
+        fine-tunes has a classifier (a run from scratch trains the network)."""
+        if self.classifier is not None:
+            return self
+        return self.replace(classifier=self.init_from is not None and read_checkpoint_has_classifier(self.init_from))
+
+    def classifier_options(self) -> FitOptions:
+        """The voxel classifier's training settings."""
+        return FitOptions(rounds=self.classifier_rounds, num_leaves=self.classifier_leaves,
+                          learning_rate=self.classifier_learning_rate, inner_folds=self.classifier_inner_folds,
+                          background_ratio=self.classifier_background_ratio,
+                          max_tumor_voxels=self.classifier_max_tumor_voxels, num_threads=self.num_threads or 0,
+                          seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,7 +188,8 @@ class TrainConfig:
 #: What a client may set in a train request (``POST /train/<model>``), with the defaults above.
 REQUEST_KEYS: tuple[str, ...] = ("max_epochs", "steps_per_epoch", "batch_size", "roi_size", "val_roi_size",
                                  "spacing_mm", "learning_rate", "fine_tune_learning_rate", "val_every",
-                                 "val_fraction", "min_validation_cases", "time_limit_s", "init_filters", "seed")
+                                 "val_fraction", "min_validation_cases", "time_limit_s", "init_filters", "seed",
+                                 "classifier", "classifier_variant", "classifier_rounds", "classifier_inner_folds")
 
 
 def _base_type(annotation: str) -> type:

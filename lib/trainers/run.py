@@ -1,6 +1,10 @@
 """One training run from a list of labelled cases: fixed split, cached preprocessing,
 landmarks from the training cases, training, then publication only if not worse.
 
+A run trains the network (:func:`lib.trainers.engine.train`) or, when the config says
+``classifier`` (by default whenever the model it starts from has one), the voxel classifier on top
+of that model's network, which stays as it is (:func:`train_classifier`: minutes on a CPU).
+
 Used by the MONAI Label train task and by ``btl-train``. No run replaces a better model
 silently: the best epoch is a candidate, and it is published (moved over the served
 checkpoint, atomically) only when its Dice on the fixed validation cases, measured through
@@ -14,18 +18,24 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lib.atomic import write_json
+from lib.brats import labelled_cases
+from lib.classifier.fit import VoxelCase, case_score, fit_classifiers, voxel_case
+from lib.classifier.model import TWO_STAGE
 from lib.evaluation import mean_score, score_checkpoint
+from lib.model import PredictionSettings, load_checkpoint, predict_regions
+from lib.model.checkpoint import with_classifier
 from lib.model.registry import CANDIDATE, PUBLISHED, ModelRegistry, previous_path
 from lib.transforms import NyulLandmarks
 
 from .config import TrainConfig
-from .data import prepare_case
+from .data import PreparedCase, normalize_case, prepare_case
 from .engine import RunPaths, TrainResult, train
 from .split import TRAIN, VALIDATION, FixedSplit
 
@@ -66,20 +76,31 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     the run starts from scratch; a fine-tuning run (``config.init_from``) keeps those of
     the checkpoint it starts from, so the model sees the intensities it was trained on.
     """
-    config = config.with_n4_resolved()
+    config = config.with_n4_resolved().with_classifier_resolved()
     by_id = {c["case_id"]: c for c in cases}
     split = FixedSplit(split_path, config.val_fraction).assign(by_id)
     train_ids = sorted(c for c, role in split.items() if role == TRAIN)
     val_ids = sorted(c for c, role in split.items() if role == VALIDATION)
     logger.info("split: %d training, %d validation cases (%s)", len(train_ids), len(val_ids), split_path)
 
+    if config.classifier:
+        if not config.init_from:
+            raise ValueError("a classifier is trained on the network of a checkpoint: set init_from")
+        config = config.replace(spacing_mm=load_checkpoint(config.init_from).spacing_mm)
     train_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm, bool(config.n4)) for c in train_ids]
     val_cases = [prepare_case(by_id[c], cache_dir, config.spacing_mm, bool(config.n4)) for c in val_ids]
-    landmarks = None
-    if learn_landmarks and not config.init_from:
-        landmarks = NyulLandmarks.fit_from_data({"image": c.image, "brain_mask": c.brain_mask} for c in train_cases)
     paths = RunPaths.next_to(candidate_path(checkpoint_path), progress_path)
-    result = train(train_cases, val_cases, config, paths, landmarks=landmarks, version=version)
+    if config.classifier:
+        extra = [case for folder in (config.extra_cases or "").split(":") if folder for case in labelled_cases(folder)]
+        extra_cases = [prepare_case(c, cache_dir, config.spacing_mm, bool(config.n4)) for c in extra
+                       if c["case_id"] not in by_id]
+        result = train_classifier(train_cases + extra_cases, val_cases, config, paths.candidate, version=version)
+    else:
+        landmarks = None
+        if learn_landmarks and not config.init_from:
+            landmarks = NyulLandmarks.fit_from_data({"image": c.image, "brain_mask": c.brain_mask}
+                                                    for c in train_cases)
+        result = train(train_cases, val_cases, config, paths, landmarks=landmarks, version=version)
     publication = publish_if_not_worse(result, checkpoint_path, served, [by_id[c] for c in val_ids],
                                        config.min_validation_cases)
     if registry is not None and publication.checkpoint is not None:
@@ -90,6 +111,46 @@ def run_training(cases: Sequence[dict[str, Any]], checkpoint_path: str | Path, c
     if progress_path:
         write_json(progress_path, {"state": "DONE", **asdict(result), "publication": asdict(publication)})
     return result, publication
+
+
+def train_classifier(train_cases: Sequence[PreparedCase], val_cases: Sequence[PreparedCase], config: TrainConfig,
+                     candidate: str | Path, *, version: str) -> TrainResult:
+    """Train ``config.classifier_variant`` (unset: the variant of ``config.init_from``'s classifier,
+    else the two-stage one; :func:`lib.classifier.fit.fit_classifiers`, thresholds
+    chosen on inner folds of ``train_cases``) on the network and preprocessing of
+    ``config.init_from``, and write it with them at ``candidate``. Its Dice on ``val_cases`` (working
+    grid; ET as the BraTS score) is the run's ``best_dice``; publication compares on their own grids."""
+    started = time.monotonic()
+    base = load_checkpoint(config.init_from or "")
+    settings = PredictionSettings(roi_size=base.roi_size, device=config.device,
+                                  mixed_precision=config.mixed_precision)
+
+    def as_voxels(case: PreparedCase) -> VoxelCase:
+        c = normalize_case(case, base.landmarks)
+        data: dict[Any, Any] = {"image": c.image, "brain_mask": c.brain_mask, "label": c.label}
+        return voxel_case(c.case_id, data, base.spacing_mm, predict_regions(base.network, c.image, settings))
+
+    cases = [as_voxels(c) for c in train_cases]
+    logger.info("classifier: %d training cases prepared (%.0f s)", len(cases), time.monotonic() - started)
+    variant = config.classifier_variant or (base.classifier.variant if base.classifier else TWO_STAGE)
+    classifier = fit_classifiers(cases, config.classifier_options(), [variant])[variant]
+    classifier.training.update({"config": config.to_dict(), "network": base.version})
+    val_scores = []
+    for case in (as_voxels(c) for c in val_cases):
+        regions = classifier.regions_from_features(case.base, case.data, case.cnn_regions)
+        val_scores.append(case_score(classifier.labels(regions, case.data["image"], case.data["brain_mask"]),
+                                     case.label, base.spacing_mm))
+    dice = {r: float(sum(s[r] for s in val_scores) / len(val_scores)) for r in ("WT", "TC", "ET")} if val_scores else {}
+    with_classifier(base, classifier, candidate, version=version,
+                    training={"config": config.to_dict(), "val_dice": dice, "train_cases": [c.case_id for c in cases],
+                              "val_cases": [c.case_id for c in val_cases], "classifier": classifier.training,
+                              "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    duration = round(time.monotonic() - started, 1)
+    return TrainResult(best_dice=dice, best_epoch=1, epochs=1, candidate=str(candidate),
+                       train_cases=[c.case_id for c in cases], val_cases=[c.case_id for c in val_cases],
+                       duration_s=duration, history=[{"epoch": 1, "val_dice": dice, "seconds": duration,
+                                                      "thresholds": classifier.thresholds.to_dict()}],
+                       stopped_by="classifier")
 
 
 def publish_if_not_worse(result: TrainResult, checkpoint_path: str | Path, served: str | Path | None,

@@ -32,12 +32,16 @@ class BrainTumorTraining(TrainTask):
     ``checkpoint_path`` when it is not worse than the model served now (``current_model``,
     also the starting point when ``fine_tune``); inference picks it up on its next request.
     The split, the preprocessing cache and the progress record live in ``work_dir``; every
-    run's best epoch is recorded in ``registry``."""
+    run's best epoch is recorded in ``registry``. A served model with a voxel classifier has its
+    classifier retrained (on the corrections and ``extra_cases``, the server's own folders of
+    labelled cases, which a request cannot name); its network stays as it is."""
 
     def __init__(self, checkpoint_path: str | Path, work_dir: str | Path,
                  current_model: Callable[[], Path], registry: ModelRegistry,
-                 name: str = "brats_segresnet") -> None:
-        super().__init__("Train the brain tumor SegResNet on submitted (final) labels")
+                 name: str = "brats_segresnet", extra_cases: str | None = None) -> None:
+        super().__init__("Train the brain tumor model (its voxel classifier, or the network) on submitted "
+                         "(final) labels")
+        self.extra_cases = extra_cases
         self.checkpoint_path = Path(checkpoint_path)
         self.work_dir = Path(work_dir)
         self.current_model = current_model
@@ -63,7 +67,7 @@ class BrainTumorTraining(TrainTask):
     def run_config(self, request: dict[str, Any]) -> TrainConfig:
         """The configuration a request asks for. Fine-tuning starts from the served model and
         keeps its working resolution, window and patch size unless the request sets them."""
-        config = TrainConfig.from_request(request)
+        config = TrainConfig.from_request(request).replace(extra_cases=self.extra_cases)
         if as_flag(request.get("fine_tune", RUN_KEYS["fine_tune"])):
             served = self.current_model()
             base = load_checkpoint(served)
