@@ -62,14 +62,7 @@ class InProcessRunner:
         self._queue.put(spec)
 
     def poll(self, timeout_s: float) -> list[JobOutcome]:
-        outcomes = []
-        try:
-            outcomes.append(self._done.get(timeout=timeout_s))
-            while True:
-                outcomes.append(self._done.get_nowait())
-        except queue.Empty:
-            pass
-        return outcomes
+        return drain(self._done, timeout_s)
 
     def states(self) -> dict[str, tuple[str, str]]:
         with self._lock:
@@ -95,6 +88,18 @@ class InProcessRunner:
                 if spec.job_id in self._cancelled:
                     outcome = JobOutcome(spec.job_id, spec.ref.study, CANCELLED, error="cancelled")
             self._done.put(outcome)
+
+
+def drain(outcomes: queue.Queue[JobOutcome], timeout_s: float) -> list[JobOutcome]:
+    """Everything in ``outcomes``, waiting up to ``timeout_s`` for the first one."""
+    found = []
+    try:
+        found.append(outcomes.get(timeout=timeout_s))
+        while True:
+            found.append(outcomes.get_nowait())
+    except queue.Empty:
+        pass
+    return found
 
 
 def _with_retries(workbench: Workbench, spec: JobSpec, cancelled: Any) -> JobOutcome:

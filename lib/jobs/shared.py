@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import Iterable
 
-from .runners import Runner
+from .runners import Runner, drain
 from .work import JobOutcome, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -79,14 +79,7 @@ class RunnerView:
         self._shared._submit(spec, self._inbox)
 
     def poll(self, timeout_s: float) -> list[JobOutcome]:
-        outcomes = []
-        try:
-            outcomes.append(self._inbox.get(timeout=timeout_s))
-            while True:
-                outcomes.append(self._inbox.get_nowait())
-        except queue.Empty:
-            pass
-        return outcomes
+        return drain(self._inbox, timeout_s)
 
     def states(self) -> dict[str, tuple[str, str]]:
         return self._shared._states(self._jobs)
