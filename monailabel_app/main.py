@@ -55,6 +55,7 @@ from lib.options import as_flag
 from lib.pacs.client import PacsClient, PacsConfig
 from lib.report.service import ReportService
 from lib.report.store import ReportStore
+from lib.search.service import SearchService
 from lib.server.audit import AuditLog
 from lib.trainers.run import previous_path
 from lib.trainers.task import BrainTumorTraining
@@ -126,6 +127,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         self._guarded = True
         self.server_mode(True)
         self.on_init_complete()
+        self.search.start()
 
     def on_init_complete(self) -> None:
         """Server start. Only the application of :mod:`lib.server` (``btl-server``) enforces
@@ -150,6 +152,12 @@ class BrainTumorLabelApp(MONAILabelApp):
     def reports(self) -> ReportService:
         """The clinical reports of the studies, kept next to the audit trail."""
         return ReportService(self.studies_store(), ReportStore(self.audit.path.parent / "reports"))
+
+    @functools.cached_property
+    def search(self) -> SearchService:
+        """Case search over the segmented studies; its index lives next to the audit trail."""
+        return SearchService(self.studies_store(), self.reports.store, self.segmenter.checkpoint,
+                             self.audit.path.parent / "search")
 
     def trainer(self, model: str) -> BrainTumorTraining:
         task = self._trainers.get(model)
@@ -220,6 +228,7 @@ class BrainTumorLabelApp(MONAILabelApp):
                 Path(result_file).unlink(missing_ok=True)
                 raise
             result.update({"label": image_id, "version": saved.version})
+            self.search.changed(image_id)  # searchable once its features are computed, in the background
         return result
 
     def infer_file(self, model: str, path: Path) -> dict[str, Any]:
