@@ -33,9 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from _fuzz import attempts  # noqa: E402
-
 from _cases import make_studies, t1c_path, truth_path  # noqa: E402
+from _fuzz import attempts  # noqa: E402
 from _http import call  # noqa: E402
 from _server import monailabel_process  # noqa: E402
 

@@ -70,7 +70,7 @@ def test_segmented_studies_are_searchable_by_image_and_tumor_without_a_manual_st
 
 
 def test_measurement_filters_narrow_a_similarity_search(server):
-    url, (first, second, third), follow_up = server["url"], server["ids"], server["follow_up"]
+    url, first = server["url"], server["ids"][0]
     wait_indexed(url)
     volumes = {h["study"]: h["measurements"]["volumes_ml"]["WT"] for h in similar(url, first, k=3).json()["hits"]}
     threshold = sorted(volumes.values())[1]

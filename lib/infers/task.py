@@ -39,7 +39,7 @@ class BrainTumorSegmentation(InferTask):
             model = self.segmenter.checkpoint()
         except ModelUnavailableError as exc:
             return {**info, "model_version": None, "model_warning": str(exc)}
-        info.update({"model_version": model.version, "model_file": model.path.name,
+        info.update({"model_version": model.version, "model_file": model.path.name if model.path else None,
                      "validation_dice": model.training.get("val_dice")})
         if self.segmenter.warning:
             info["model_warning"] = self.segmenter.warning

@@ -87,7 +87,8 @@ def _region_masks(labels: np.ndarray, brain: np.ndarray, spacing_mm: float) -> l
 
 def _pooled(feature: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mask-weighted mean of a (1, C, x, y, z) map; ``mask`` (1, 1, X, Y, Z) averaged onto its grid."""
-    weights = F.adaptive_avg_pool3d(mask, feature.shape[2:]) if mask.shape[2:] != feature.shape[2:] else mask
+    x, y, z = (int(n) for n in feature.shape[2:])
+    weights = F.adaptive_avg_pool3d(mask, (x, y, z)) if mask.shape[2:] != feature.shape[2:] else mask
     total = weights.sum()
     if float(total) <= 1e-6:
         return torch.zeros(feature.shape[1])

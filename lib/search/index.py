@@ -40,7 +40,7 @@ from lib.datastore.base import StudyRef
 from .descriptors import TumorDescriptors, tumor_vector, tumor_vector_length
 from .features import LabelRef, StudyFeatures
 from .filters import Filter, where_clause
-from .text import SENTENCE_DIM, ReportText
+from .text import SENTENCE_DIM
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,13 @@ def _blob(vector: np.ndarray | None) -> bytes | None:
 
 def _vector(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, np.float32)
+
+
+def _stored(index: Index, keys: np.ndarray) -> np.ndarray:
+    """The vectors of ``keys`` (all present) as a (len(keys), ndim) array."""
+    found: Any = index.get(keys)
+    return np.stack([np.asarray(v, np.float32) for v in found]) if isinstance(found, tuple) \
+        else np.asarray(found, np.float32).reshape(len(keys), -1)
 
 
 def _new_index(space: str, ndim: int) -> Index:
@@ -431,7 +438,7 @@ class SearchIndex:
                 keys = np.array(sorted(k for k in allowed - exclude if index.contains(k)), np.uint64)
                 if not len(keys):
                     return []
-                stored = np.stack(index.get(keys))
+                stored = _stored(index, keys)
                 return self._scored(space, keys, stored, query, k)
             count = min(len(index), (k + len(exclude)) * OVERSAMPLE)
             while True:
@@ -450,7 +457,7 @@ class SearchIndex:
             keys = np.array([r for r in rows if index.contains(r)], np.uint64)
             if not len(keys) or index.ndim != len(query):
                 return {}
-            scored = self._scored(space, keys, np.stack(index.get(keys)), query, len(keys))
+            scored = self._scored(space, keys, _stored(index, keys), query, len(keys))
         return {n.row: n.score for n in scored}
 
     @staticmethod

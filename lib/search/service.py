@@ -306,7 +306,8 @@ class SearchService:
         if queries.get("image") is None and by in ("image", "both"):
             if by == "image":
                 raise ConflictError(f"study '{study}' has no image embedding of the served model "
-                                    f"{self.index.image_model} yet; try again once it is re-indexed, or search by tumor")
+                                    f"{self.index.image_model} yet; try again once it is re-indexed, or search "
+                                    "by tumor")
             spaces = ["tumor"]
         scores: dict[int, dict[str, float]] = {}
         for space in spaces:

@@ -7,7 +7,8 @@ Built by :func:`build_app` from the settings, in one visible order:
   request-body limits (:class:`lib.server.limits.BodyLimit`);
 - the routes, registered in the order they must match: the documentation, ``/auth``, MONAI
   Label's REST surface (:mod:`lib.server.monailabel_routes`), the app's ``/btl`` routes
-  (:mod:`lib.server.btl_routes`), the case search (:mod:`lib.server.search_routes`); at build time the app must answer exactly the table of
+  (:mod:`lib.server.btl_routes`), the case search (:mod:`lib.server.search_routes`); at
+  build time the app must answer exactly the table of
   :data:`lib.server.routes.ROUTES`;
 - the typed-error boundary (:mod:`lib.server.errors`).
 

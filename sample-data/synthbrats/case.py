@@ -185,8 +185,8 @@ def study_record(meta: dict) -> dict[str, str]:
 
 
 def write_case(case: SyntheticCase, out_dir: str | Path) -> Path:
-    """Write ``out_dir/<case>/`` in BraTS naming (+ ``<case>-meta.json`` and ``<case>-study.json``) atomically: files go to
-    a hidden temporary folder that is renamed into place only when complete. Returns the folder.
+    """Write ``out_dir/<case>/`` in BraTS naming (+ ``<case>-meta.json`` and ``<case>-study.json``)
+    atomically: files go to a hidden temporary folder that is renamed into place only when complete. Returns the folder.
     An existing complete case folder is left untouched (FileExistsError)."""
     out_dir = Path(out_dir)
     final = out_dir / case.case_id

@@ -10,16 +10,17 @@ the module's Logic then loads into the scene. Standard library only; Python 3.9 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .client import ServerClient
 
 #: What the widget offers for "similar by".
-BY_CHOICES: Tuple[str, ...] = ("both", "image", "tumor")
+BY_CHOICES: tuple[str, ...] = ("both", "image", "tumor")
 #: What the widget offers for the text search.
-MODE_CHOICES: Tuple[str, ...] = ("hybrid", "keyword", "semantic")
+MODE_CHOICES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
 _TERM = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|!=|=|<|>)\s*(\S+)\s*$")
 
 
@@ -50,7 +51,7 @@ class PatientStudyRow:
     searchable: bool
 
 
-def filter_terms(text: str) -> List[str]:
+def filter_terms(text: str) -> list[str]:
     """The terms of the filter box (``wt_ml>=50, hemisphere=right``: separated by commas or
     "and"); :class:`ValueError` naming a term that is not field, operator, value."""
     terms = []
@@ -64,18 +65,18 @@ def filter_terms(text: str) -> List[str]:
     return terms
 
 
-def _date(value: Optional[str]) -> str:
+def _date(value: str | None) -> str:
     text = value or ""
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if re.fullmatch(r"\d{8}", text) else text
 
 
-def _patient(patient: Dict[str, Any]) -> str:
+def _patient(patient: dict[str, Any]) -> str:
     if patient.get("name") or patient.get("id"):
         return " ".join(p for p in (patient.get("name") or "", f"({patient['id']})" if patient.get("id") else "") if p)
     return f"patient {patient['key']}" if patient.get("key") else "unknown patient"
 
 
-def summary(measurements: Dict[str, Any]) -> str:
+def summary(measurements: dict[str, Any]) -> str:
     """``WT 35.1 mL, ET 3.2 mL, 1 lesion, right, crosses the midline``."""
     volumes = measurements.get("volumes_ml") or {}
     parts = [f"{name} {float(volumes[name]):.1f} mL" for name in ("WT", "ET") if name in volumes]
@@ -89,7 +90,7 @@ def summary(measurements: Dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def case_rows(answer: Dict[str, Any]) -> List[CaseRow]:
+def case_rows(answer: dict[str, Any]) -> list[CaseRow]:
     """The rows of a similar-cases or text-search answer, best first."""
     rows = []
     for hit in answer.get("hits", []):
@@ -103,7 +104,7 @@ def case_rows(answer: Dict[str, Any]) -> List[CaseRow]:
     return rows
 
 
-def patient_rows(answer: Dict[str, Any]) -> List[PatientStudyRow]:
+def patient_rows(answer: dict[str, Any]) -> list[PatientStudyRow]:
     """One row per study of each patient found, oldest first within a patient."""
     return [PatientStudyRow(_patient(group.get("patient") or {}), str(s["study"]), _date(s.get("date")),
                             str(s.get("description") or ""), bool(s.get("indexed")))
@@ -118,17 +119,17 @@ class CaseSearch:
         self.client = client
         self.cache = Path(cache)
 
-    def similar(self, study: str, k: int = 10, by: str = "both", filter_text: str = "") -> List[CaseRow]:
+    def similar(self, study: str, k: int = 10, by: str = "both", filter_text: str = "") -> list[CaseRow]:
         if by not in BY_CHOICES:
             raise ValueError(f"by must be one of {', '.join(BY_CHOICES)}")
         return case_rows(self.client.similar_cases(study, k, by, filter_terms(filter_text)))
 
-    def text(self, query: str, k: int = 10, mode: str = "hybrid", filter_text: str = "") -> List[CaseRow]:
+    def text(self, query: str, k: int = 10, mode: str = "hybrid", filter_text: str = "") -> list[CaseRow]:
         if mode not in MODE_CHOICES:
             raise ValueError(f"mode must be one of {', '.join(MODE_CHOICES)}")
         return case_rows(self.client.search_reports(query, k, mode, filter_terms(filter_text)))
 
-    def patients(self, query: str) -> List[PatientStudyRow]:
+    def patients(self, query: str) -> list[PatientStudyRow]:
         return patient_rows(self.client.find_patients(query))
 
     def thumbnail(self, row: CaseRow) -> Path:
@@ -141,7 +142,7 @@ class CaseSearch:
             partial.replace(path)
         return path
 
-    def fetch_case(self, row: CaseRow, folder: Optional[Path] = None) -> Tuple[Dict[str, Path], Path]:
+    def fetch_case(self, row: CaseRow, folder: Path | None = None) -> tuple[dict[str, Path], Path]:
         """The hit's four sequences and its label version (the one its features came from), as
         files under ``folder`` (default: the cache): what loading it beside the current study needs."""
         target = Path(folder) if folder is not None else self.cache / "cases" / row.study
@@ -151,6 +152,6 @@ class CaseSearch:
         return sequences, label
 
 
-def best_first(rows: Sequence[CaseRow], same_patient_first: bool = False) -> List[CaseRow]:
+def best_first(rows: Sequence[CaseRow], same_patient_first: bool = False) -> list[CaseRow]:
     """The rows by score; with ``same_patient_first``, the patient's own studies on top."""
     return sorted(rows, key=lambda r: (not (same_patient_first and r.same_patient), -r.score))
