@@ -278,8 +278,11 @@ class DicomWebStudyDatastore(StudyDatastore):
             raise InputError("a patient search takes no wildcard or backslash characters; give part of an id, "
                              "a name or an accession number")
         found: dict[str, StudyRef] = {}
-        for keyword in ("PatientID", "PatientName", "AccessionNumber"):
-            for study in self.client.studies({**self.study_filter, keyword: f"*{needle}*"}):
+        # a person name's components (family^given) are matched each: "smith^j" looks for *smith*j*
+        patterns = {"PatientID": f"*{needle}*", "PatientName": "*" + re.sub(r"[\^\s,]+", "*", needle) + "*",
+                    "AccessionNumber": f"*{needle}*"}
+        for keyword, pattern in patterns.items():
+            for study in self.client.studies_matching({**self.study_filter, keyword: pattern}):
                 ref = _study_ref(study)
                 found.setdefault(ref.study, ref)
         return sorted(found.values(), key=lambda r: (r.patient_id or "", r.study_date or "", r.study))[:limit]
