@@ -22,7 +22,8 @@ Spearman's rho and NDCG@3 per query case, averaged, with a random ranking for sc
 build time, size on disk, and p50/p95 latency of similar (k = 10; image, tumor, both, with a
 filter), keyword and semantic search.
 
-    nice .venv/bin/python bench/case_search.py cohort --work /tmp/case-search --baselines 60 --follow-ups 30
+    nice .venv/bin/python bench/case_search.py cohort --work /tmp/case-search --baselines 60 --follow-ups 30 \
+        [--labels reference]
     nice .venv/bin/python bench/case_search.py real --cases /data/real --work /tmp/case-search-real
     nice .venv/bin/python bench/case_search.py speed --studies 100000 --work /tmp/case-search-speed
 Results go to bench/results/case_search_<part>.json.
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.brats import labelled_cases, read_label  # noqa: E402
-from lib.datastore.base import ORIGINAL  # noqa: E402
+from lib.datastore.base import FINAL, ORIGINAL  # noqa: E402
 from lib.datastore.study_folder import StudyFolderDatastore  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import load_checkpoint  # noqa: E402
@@ -180,7 +181,12 @@ def cohort(args: argparse.Namespace) -> dict[str, Any]:
     make_cohort(studies, args.baselines, args.follow_ups, args.seed)
     store = StudyFolderDatastore(studies)
     checkpoint = load_checkpoint(BUNDLED)
-    segment_all(store, TumorSegmenter([BUNDLED]))
+    if args.labels == "model":
+        segment_all(store, TumorSegmenter([BUNDLED]))
+    else:  # the generator's reference label as each study's final label (an annotator's, perfect)
+        for study in store.list_images():
+            if FINAL not in store.label_tags(study):
+                store.add_label(study, str(studies / study / f"{study}-seg.nii.gz"), FINAL, {"user": "bench"})
     report_store = ReportStore(work / "state" / "reports")
     reports = ReportService(store, report_store)
     signed = sign_reports(store, reports)
@@ -214,6 +220,7 @@ def cohort(args: argparse.Namespace) -> dict[str, Any]:
         rankings["volume"][s] = sorted(others, key=lambda o: abs(volume[o] - volume[s]))
     queries = [s for s in ids if not s.endswith("-followup")]  # precision over baselines: no twin in the set
     result: dict[str, Any] = {"studies": len(ids), "baselines": args.baselines, "follow_ups": args.follow_ups,
+                              "labels": args.labels,
                               "seed": args.seed, "indexed": queued, "index_s": round(index_s, 1),
                               "regions": sorted(set(region.values())), "problems": search.problems,
                               "similar_latency_ms": {"p50": percentile_ms(latencies, 50),
@@ -268,7 +275,8 @@ def real(args: argparse.Namespace) -> dict[str, Any]:
     store = StudyFolderDatastore(studies)
     checkpoint = load_checkpoint(BUNDLED)
     segment_all(store, TumorSegmenter([BUNDLED]))
-    search = SearchService(store, ReportStore(work / "state" / "reports"), lambda: checkpoint, work / "state" / "search")
+    search = SearchService(store, ReportStore(work / "state" / "reports"), lambda: checkpoint,
+                           work / "state" / "search")
     search.reconcile()
     search.run_pending()
     ids = store.list_images()
@@ -409,6 +417,9 @@ def main() -> int:
     c.add_argument("--baselines", type=int, default=60)
     c.add_argument("--follow-ups", type=int, default=30)
     c.add_argument("--seed", type=int, default=500)
+    c.add_argument("--labels", choices=("model", "reference"), default="model",
+                   help="what each study is indexed from: the bundled model's segmentation (default) or the "
+                        "generator's reference label as a final label")
     r = sub.add_parser("real")
     r.add_argument("--cases", type=Path, required=True)
     r.add_argument("--work", type=Path, required=True)
