@@ -33,7 +33,8 @@ def features(study: str, wt_ml: float, hemisphere: str, seed: int, patient: str 
     d = TumorDescriptors({"WT": wt_ml, "TC": wt_ml / 2, "ET": wt_ml / 4, "NCR": wt_ml / 4, "ED": wt_ml / 2},
                          {"WT": wt_ml / 14}, 1400.0, 0.5, 0.5, 1, 1, hemisphere, False, tuple(occupancy))
     image = rng.normal(size=12).astype(np.float32)
-    return StudyFeatures(StudyRef(study, patient_id=patient), LabelRef("final", 1), "m1", d, image / np.linalg.norm(image))
+    return StudyFeatures(StudyRef(study, patient_id=patient), LabelRef("final", 1), "m1", d,
+                         image / np.linalg.norm(image))
 
 
 @pytest.fixture
