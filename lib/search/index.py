@@ -375,6 +375,12 @@ class SearchIndex:
                                     "FROM studies").fetchall()
         return {r[0]: (r[1], int(r[2]), r[3], r[4]) for r in rows}
 
+    def report_version(self, study: str) -> int | None:
+        """The version of the signed report indexed for a study (None: none, or not indexed)."""
+        with self._lock:
+            found = self._db.execute("SELECT report_version FROM studies WHERE study=?", (study,)).fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+
     def row_of(self, study: str) -> int | None:
         with self._lock:
             found = self._db.execute("SELECT id FROM studies WHERE study=?", (study,)).fetchone()

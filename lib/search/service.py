@@ -181,7 +181,7 @@ class SearchService:
             outcome = "indexed"
         else:
             features = old
-            if self.index.versions()[study][3] == report_version:
+            if self.index.report_version(study) == report_version:
                 return "unchanged"
         report = None if report_version is None else report_text(self.reports.get(study, report_version))
         vectors = self.sentences.encode([s.text for s in report.sentences]) if report else None
@@ -239,18 +239,20 @@ class SearchService:
             except Exception:
                 logger.exception("search index: reconciling with the datastore failed")
             while not self._stopping.is_set():
-                self.run_pending()
-                with self._queue.condition:
-                    if not self._queue.pending:
-                        self._queue.condition.wait(MODEL_CHECK_S)
                 try:
+                    self.run_pending()
+                    with self._queue.condition:
+                        if not self._queue.pending:
+                            self._queue.condition.wait(MODEL_CHECK_S)
                     if self._follow_model():
                         self.reconcile()
-                except Exception:
-                    logger.exception("search index: following the served model failed")
+                except Exception:  # the indexer must outlive any one failure (a full disk, a PACS down)
+                    logger.exception("search index: indexing failed; trying again")
+                    self._stopping.wait(MODEL_CHECK_S)
         self._thread = threading.Thread(target=work, name="search-index", daemon=True)
         self._thread.start()
-        threading.Thread(target=self._warm_up, name="search-sentences", daemon=True).start()
+        if self.index.count("text"):  # reports to search: load the sentence model now, not on the first query
+            threading.Thread(target=self._warm_up, name="search-sentences", daemon=True).start()
         return self._thread
 
     def _warm_up(self) -> None:
