@@ -353,6 +353,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     index.bulk_put_vectors(_generated_rows(n, image_dim, rng))
     build_s = time.perf_counter() - started
+    print(f"{n} studies indexed in {build_s:.0f} s", flush=True)
     # report text: one FTS row and one sentence (with a random unit vector) per study
     words = ["right", "left", "frontal", "parietal", "temporal", "occipital", "glioma", "metastasis", "edema",
              "enhancing", "necrotic", "midline", "lesion", "resection", "progression", "stable"]
@@ -368,6 +369,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
             db.execute("INSERT INTO sentence_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text))
     index._vectors["text"] = index._build("text")
     text_build_s = time.perf_counter() - started
+    print(f"{n} reports indexed in {text_build_s:.0f} s", flush=True)
     index.save()
     sizes = {p.name: p.stat().st_size for p in (work / "index").iterdir()}
     service_like = {"image": [], "tumor": [], "both": [], "filtered": [], "keyword": [], "semantic": []}

