@@ -98,6 +98,8 @@ class SearchService:
                  folder: str | Path, sentences: SentenceEncoder | None = None) -> None:
         self.studies, self.reports, self.model = studies, reports, model
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o700)  # the index and thumbnails name and show patients: the server's user only
         self.index = SearchIndex(self.folder / "index")
         self.sentences = sentences or SentenceEncoder()
         self.problems: dict[str, str] = {}
