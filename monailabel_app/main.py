@@ -67,6 +67,7 @@ from lib.model.registry import ModelRegistry, served_checkpoints
 from lib.options import as_flag
 from lib.report.service import ReportService
 from lib.report.store import ReportStore
+from lib.search.service import SearchService
 from lib.server.audit import AuditLog
 from lib.trainers.task import BrainTumorTraining
 
@@ -128,6 +129,7 @@ class BrainTumorLabelApp(MONAILabelApp):
         self.server_mode(True)
         self.on_init_complete()
         self.cohorts.resume_unfinished()
+        self.search.start()
 
     def on_init_complete(self) -> None:
         """Server start. Only the application of :mod:`lib.server` (``btl-server``) enforces
@@ -153,6 +155,12 @@ class BrainTumorLabelApp(MONAILabelApp):
     def reports(self) -> ReportService:
         """The clinical reports of the studies, kept next to the audit trail."""
         return ReportService(self.studies_store(), ReportStore(self.audit.path.parent / "reports"))
+
+    @functools.cached_property
+    def search(self) -> SearchService:
+        """Case search over the segmented studies; its index lives next to the audit trail."""
+        return SearchService(self.studies_store(), self.reports.store, self.segmenter.checkpoint,
+                             self.audit.path.parent / "search")
 
     def trainer(self, model: str) -> BrainTumorTraining:
         task = self._trainers.get(model)
@@ -226,6 +234,7 @@ class BrainTumorLabelApp(MONAILabelApp):
                 Path(result_file).unlink(missing_ok=True)
                 raise
             result.update({"label": image_id, "version": saved.version})
+            self.search.changed(image_id)  # searchable once its features are computed, in the background
         return result
 
     def _segment_on_a_worker(self, image_id: str) -> tuple[str, dict[str, Any]]:
@@ -266,7 +275,8 @@ class BrainTumorLabelApp(MONAILabelApp):
     def cohorts(self) -> CohortService:
         """The server's cohorts (``/btl/jobs``), recorded next to the audit trail."""
         return CohortService(self.studies_store(), self.studies, self.audit.path.parent / "jobs", self.job_runner,
-                             lambda: Plan(self.segmenter.checkpoint().version, pipeline_parameters(self.segmenter)))
+                             lambda: Plan(self.segmenter.checkpoint().version, pipeline_parameters(self.segmenter)),
+                             on_stored=self.search.changed)
 
     def infer_file(self, model: str, path: Path) -> dict[str, Any]:
         """Segment a 4-channel file the server received (its name, without extension, names the

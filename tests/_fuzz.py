@@ -163,6 +163,10 @@ def attempts(seed: int, count: int, study: str) -> Iterator[Attempt]:
         lambda: Attempt("POST", f"/infer/wsi/{MODEL}?image=%2Fetc", body=json.dumps({"params": {"uploaded": True}})
                         .encode(), content_type="application/json", what="wsi inference"),
         lambda: Attempt("PUT", "/session/?uncompress=true", files={"files": escaping_tar()}, what="session tar"),
+        lambda: Attempt("GET", f"/btl/search/similar?study={q(text())}&k={int(rng.integers(-5, 10**6))}"
+                        f"&by={q(text())}&{q(text())}>={q(text())}", what="similar bad"),
+        lambda: Attempt("GET", f"/btl/search?q={q(text())}&mode={q(text())}&{q(text())}<{q(text())}",
+                        what="text search bad"),
     ]
     for _ in range(count):
         yield makers[int(rng.integers(len(makers)))]()

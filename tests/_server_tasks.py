@@ -33,6 +33,25 @@ def write_label(study: str, out: str, fill: int | None = None, truth: bool = Fal
     return str(write_label_like(t1c_path(Path(study)), Path(out), values=values, fill=fill))
 
 
+def make_search_studies(root: str, seed: int) -> dict[str, str]:
+    """Two generated studies and a follow-up of the first (same patient, a larger tumor): study id ->
+    its reference label file."""
+    from synthbrats import GeneratorConfig, generate_case, write_case
+
+    from _cases import FAST, truth_path
+
+    cases = [write_case(generate_case(seed, i, FAST), Path(root)) for i in range(2)]
+    cases.append(write_case(generate_case(seed, 0, GeneratorConfig(2.0, "brats", kind="glioblastoma",
+                                                                    tumor_scale=1.3)), Path(root)))
+    return {case.name: str(truth_path(case)) for case in cases}
+
+
+def label_maximum(path: str) -> int:
+    import SimpleITK as sitk
+
+    return int(sitk.GetArrayViewFromImage(sitk.ReadImage(path)).max())
+
+
 def image_size(path: str) -> list[int]:
     import SimpleITK as sitk
 

@@ -289,6 +289,10 @@ def test_routes_not_in_the_table_are_not_served(method: str, path: str) -> None:
     ("GET", "/btl/audit", Role.ADMIN),
     ("POST", "/btl/admin/models/v1/serve", Role.ADMIN),
     ("GET", "/btl/models", Role.CLINICIAN),
+    ("GET", "/btl/search/similar", Role.CLINICIAN),
+    ("GET", "/btl/search", Role.CLINICIAN),
+    ("GET", "/btl/patients", Role.CLINICIAN),
+    ("GET", "/btl/studies/x/thumbnail", Role.CLINICIAN),
 ])
 def test_role_of_a_served_route(method: str, path: str, role: Role | None) -> None:
     assert role_of(method, path) == role

@@ -128,6 +128,35 @@ def test_a_signed_report_lands_in_the_pacs_next_to_the_study(setup, tmp_path):
     assert modalities[published["pdf_series"]] == "DOC" and modalities[published["sr_series"]] == "SR"
 
 
+def test_a_patients_studies_are_found_on_the_pacs_by_id_name_and_accession(setup):
+    """QIDO-RS on PatientID, PatientName and AccessionNumber (the generated patients: one per case)."""
+    url, uids = setup["url"], setup["uids"]
+    by_id = requests.get(f"{url}/btl/patients", params={"q": "SYN-00062-001"}, timeout=60).json()["patients"]
+    assert [[s["study"] for s in p["studies"]] for p in by_id] == [[uids["no-flair"]]]
+    assert by_id[0]["patient"]["name"] == "Synthetic^00062-001"
+    by_name = requests.get(f"{url}/btl/patients", params={"q": "synthetic^00062"}, timeout=60).json()["patients"]
+    assert sorted(s["study"] for p in by_name for s in p["studies"]) == sorted(uids.values())
+    by_accession = requests.get(f"{url}/btl/patients", params={"q": "A00062002B"}, timeout=60).json()["patients"]
+    assert [s["study"] for p in by_accession for s in p["studies"]] == [uids["unread"]]
+    refused = requests.get(f"{url}/btl/patients", params={"q": "SYN*"}, timeout=60)
+    assert refused.status_code == 422 and "wildcard" in refused.json()["detail"]
+
+
+def test_a_segmented_and_reported_pacs_study_is_searchable(setup):
+    """After the tests above segmented, corrected and reported the complete study."""
+    url, uid = setup["url"], setup["uids"]["complete"]
+    deadline = time.monotonic() + 300
+    while (status := requests.get(f"{url}/btl/search/status", timeout=30).json())["pending"] or \
+            status["studies"] < 1:
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert not status["problems"], status
+    found = requests.get(f"{url}/btl/search", params={"q": "glioma", "mode": "keyword"}, timeout=60).json()["hits"]
+    assert [h["study"] for h in found] == [uid] and found[0]["patient"]["id"] == "SYN-00062-000"
+    alone = requests.get(f"{url}/btl/search/similar", params={"study": uid}, timeout=60)
+    assert alone.status_code == 200 and alone.json()["hits"] == []  # the only segmented study
+
+
 def test_an_incomplete_study_is_refused_with_the_reason(setup):
     response = requests.post(f"{setup['url']}/infer/{MODEL}", params={"image": setup["uids"]["no-flair"]}, timeout=60)
     assert response.status_code == 422 and "t2f" in response.json()["detail"]

@@ -124,7 +124,7 @@ def test_write_case_uses_brats_naming_and_refuses_to_overwrite(tmp_path: Path) -
     case = generate_case(1, 0, FAST)
     folder = write_case(case, tmp_path)
     expected = {sequence_filename(case.case_id, s) for s in SEQUENCES}
-    expected |= {label_filename(case.case_id), f"{case.case_id}-meta.json"}
+    expected |= {label_filename(case.case_id), f"{case.case_id}-meta.json", f"{case.case_id}-study.json"}
     assert {p.name for p in folder.iterdir()} == expected
     before = (folder / label_filename(case.case_id)).read_bytes()
     with pytest.raises(FileExistsError):

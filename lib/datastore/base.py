@@ -16,6 +16,7 @@ not here, so one method can call another and handle its errors.
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,8 +42,37 @@ PROVENANCE = frozenset({"model_version", "original_version"})
 _BOOKKEEPING = frozenset({"version", "tag", "ts", "seg_series", "pending", "refused", "reserved", "source",
                           "info_of_version"})
 
-__all__ = ["FINAL", "ORIGINAL", "PROVENANCE", "LabelVersion", "StudyDatastore", "validate_image_id",
-           "validate_tag"]
+#: The image info keys that say who and when a study is (a folder study's metadata: what was
+#: given at upload, or its case folder's ``<id>-study.json``).
+STUDY_REF_KEYS = ("patient_id", "patient_name", "accession_number", "study_date", "description")
+#: The most studies a patient search returns.
+MAX_FOUND_STUDIES = 200
+
+__all__ = ["FINAL", "MAX_FOUND_STUDIES", "ORIGINAL", "PROVENANCE", "STUDY_REF_KEYS", "LabelVersion", "StudyDatastore",
+           "StudyRef", "validate_image_id", "validate_tag"]
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """Who and when a study is: its id, the patient's id and name, the accession number, the
+    study date (YYYYMMDD) and description; None where the store does not know."""
+
+    study: str
+    patient_id: str | None = None
+    patient_name: str | None = None
+    accession_number: str | None = None
+    study_date: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+    def matches(self, text: str) -> bool:
+        """True when ``text`` (case-insensitive) is part of the patient's id or name or of the
+        accession number."""
+        needle = text.strip().lower()
+        return bool(needle) and any(needle in (value or "").lower()
+                                    for value in (self.patient_id, self.patient_name, self.accession_number))
 
 
 class StudyDatastore(Datastore):
@@ -78,6 +108,20 @@ class StudyDatastore(Datastore):
         attributes; a folder study only its id)."""
         self.get_image_info(image_id)
         return {"Study": image_id}
+
+    def study_ref(self, image_id: str) -> StudyRef:
+        """Who and when the study is, from its image info (:data:`STUDY_REF_KEYS`); a PACS
+        store asks the PACS."""
+        info = self.get_image_info(image_id)
+        return StudyRef(image_id, **{k: (str(info[k]) if info.get(k) not in (None, "") else None)
+                                     for k in STUDY_REF_KEYS})
+
+    def find_studies(self, text: str, limit: int = MAX_FOUND_STUDIES) -> list[StudyRef]:
+        """The studies whose patient id, patient name or accession number contains ``text``
+        (case-insensitive), at most ``limit``, oldest first within a patient. This default reads
+        every study's image info (a folder); a PACS store asks the PACS (QIDO-RS)."""
+        found = [ref for ref in (self.study_ref(i) for i in self.list_images()) if ref.matches(text)]
+        return sorted(found, key=lambda r: (r.patient_id or "", r.study_date or "", r.study))[:limit]
 
     def sequence_uri(self, image_id: str, sequence: str) -> str:
         """A local NIfTI file of one sequence of a complete study (what a viewer loads).

@@ -53,7 +53,7 @@ from lib.errors import (
 from lib.pacs.client import PacsClient
 from lib.transforms.io import read_header, read_label, write_image_atomic
 
-from .base import FINAL, ORIGINAL, StudyDatastore
+from .base import FINAL, MAX_FOUND_STUDIES, ORIGINAL, StudyDatastore, StudyRef
 from .labels import LabelFolder, LabelVersion, shown, validate_image_id, validate_tag
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,24 @@ class StudyRecord:
     descriptions: dict[str, str]
     problem: str | None
     labels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tag -> versions (PACS)
+
+
+def _value(attributes: dict[str, Any], tag: str) -> str | None:
+    """One attribute of a DICOM JSON object as text (a person name's Alphabetic part)."""
+    values = attributes.get(tag, {}).get("Value") or []
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, dict):
+        value = value.get("Alphabetic")
+    return str(value) if value not in (None, "") else None
+
+
+def _study_ref(study: dict[str, Any]) -> StudyRef:
+    """A QIDO-RS study result as a :class:`StudyRef`."""
+    return StudyRef(str(_value(study, "0020000D")), patient_id=_value(study, "00100020"),
+                    patient_name=_value(study, "00100010"), accession_number=_value(study, "00080050"),
+                    study_date=_value(study, "00080020"), description=_value(study, "00081030"))
 
 
 class DicomWebStudyDatastore(StudyDatastore):
@@ -251,6 +269,33 @@ class DicomWebStudyDatastore(StudyDatastore):
                     "Accession": "AccessionNumber"}
         values = {line: str(getattr(first, keyword, "") or "") for line, keyword in keywords.items()}
         return {**{k: v for k, v in values.items() if v}, "Study UID": image_id}
+
+    def study_ref(self, image_id: str) -> StudyRef:
+        """Patient and study attributes from a QIDO-RS study query (no volume is fetched)."""
+        self.study_record(image_id, offline_ok=True)  # an id that is not a UID is unknown, without a query
+        found = self.client.studies({**self.study_filter, "StudyInstanceUID": image_id})
+        if not found:
+            raise UnknownIdError(f"unknown image id '{image_id}' (no such study in the PACS)")
+        return _study_ref(found[0])
+
+    def find_studies(self, text: str, limit: int = MAX_FOUND_STUDIES) -> list[StudyRef]:
+        """QIDO-RS: the served studies whose PatientID, PatientName or AccessionNumber contains
+        ``text`` (the PACS's wildcard matching, ``*text*``), at most ``limit``."""
+        needle = text.strip()
+        if not needle:
+            return []
+        if any(c in needle for c in "*?\\"):
+            raise InputError("a patient search takes no wildcard or backslash characters; give part of an id, "
+                             "a name or an accession number")
+        found: dict[str, StudyRef] = {}
+        # a person name's components (family^given) are matched each: "smith^j" looks for *smith*j*
+        patterns = {"PatientID": f"*{needle}*", "PatientName": "*" + re.sub(r"[\^\s,]+", "*", needle) + "*",
+                    "AccessionNumber": f"*{needle}*"}
+        for keyword, pattern in patterns.items():
+            for study in self.client.studies_matching({**self.study_filter, keyword: pattern}):
+                ref = _study_ref(study)
+                found.setdefault(ref.study, ref)
+        return sorted(found.values(), key=lambda r: (r.patient_id or "", r.study_date or "", r.study))[:limit]
 
     @property
     def stores_dicom(self) -> bool:

@@ -4,6 +4,8 @@ Layout of the studies folder::
 
     <studies>/<id>/<id>-t1n.nii.gz ... <id>-t2f.nii.gz   a case folder in BraTS naming, or
     <studies>/<id>.nii.gz                                 a single 4-channel NIfTI (t1n, t1c, t2w, t2f)
+    <studies>/<id>/<id>-study.json                        optional: patient_id, patient_name, accession_number,
+                                                          study_date (YYYYMMDD), description
     <studies>/labels/<tag>/<id>/v0001.nii.gz + v0001.json one file per saved version, never replaced
     <studies>/labels/.removed/...                         labels an admin removed (moved, not deleted)
     <studies>/.braintumorlabel/images/<id>.json           per-image info (strategy time stamps, ...)
@@ -41,7 +43,7 @@ from lib.transforms.io import (
     write_image_atomic,
 )
 
-from .base import FINAL, StudyDatastore
+from .base import FINAL, STUDY_REF_KEYS, StudyDatastore
 from .labels import TAG_PATTERN, LabelFolder, LabelVersion, unused_path, validate_image_id, validate_tag
 
 logger = logging.getLogger(__name__)
@@ -181,7 +183,17 @@ class StudyFolderDatastore(StudyDatastore):
             info["sequences"] = ({s: self._relative(p) for s, p in files.sequences.items()} if files.sequences
                                  else {s: f"{self._relative(path)}#{i}" for i, s in enumerate(SEQUENCES)})
         recorded = read_json(self._image_info_path(image_id))  # what was said at upload: never over the above
-        return {**{k: v for k, v in recorded.items() if k not in _DERIVED_INFO}, **info}
+        return {**self._study_sidecar(image_id, path), **{k: v for k, v in recorded.items() if k not in _DERIVED_INFO},
+                **info}
+
+    @staticmethod
+    def _study_sidecar(image_id: str, path: Path) -> dict[str, Any]:
+        """The :data:`STUDY_REF_KEYS` of a case folder's ``<id>-study.json`` (none when absent or unreadable)."""
+        sidecar = path / f"{image_id}-study.json" if path.is_dir() else None
+        record = read_json(sidecar) if sidecar is not None and sidecar.is_file() else {}
+        if not isinstance(record, dict):
+            return {}
+        return {k: str(record[k]) for k in STUDY_REF_KEYS if isinstance(record.get(k), str | int)}
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         self._known(image_id)

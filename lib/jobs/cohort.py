@@ -137,8 +137,10 @@ class DatastoreLabels:
     """The next ``original`` label version of the study in ``store`` (for a PACS, a SEG written
     back next to the study), its record naming the job and the key."""
 
-    def __init__(self, store: StudyDatastore, user: str, model: str = "brats_segresnet") -> None:
-        self.store, self.user, self.model = store, user, model
+    def __init__(self, store: StudyDatastore, user: str, model: str = "brats_segresnet",
+                 on_stored: Callable[[str], None] = lambda study: None) -> None:
+        """``on_stored(study)`` is told of each label stored (the server's case search follows it)."""
+        self.store, self.user, self.model, self.on_stored = store, user, model, on_stored
         self.name = f"datastore:{store.description()}"
 
     def _versions(self, study: str) -> list[dict[str, Any]]:
@@ -160,6 +162,7 @@ class DatastoreLabels:
                                  {"model": self.model, "volumes_ml": outcome.volumes_ml, "user": self.user,
                                   "job_id": outcome.job_id, "input_key": key, "worker": outcome.worker},
                                  model_version=outcome.model_version)
+        self.on_stored(outcome.study)
 
 
 @dataclass(frozen=True)

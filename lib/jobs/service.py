@@ -71,8 +71,10 @@ class CohortService:
     ``plan()`` is what the served model computes now."""
 
     def __init__(self, store: StudyDatastore, source: str, folder: Path, runner: SharedRunner,
-                 plan: Callable[[], Plan]) -> None:
+                 plan: Callable[[], Plan], on_stored: Callable[[str], None] = lambda study: None) -> None:
+        """``on_stored(study)``: told of each label a cohort stores."""
         self.store, self.source, self.folder, self.runner, self.plan = store, source, Path(folder), runner, plan
+        self.on_stored = on_stored
         self._running: dict[str, Cohort] = {}
         self._lock = threading.Lock()
 
@@ -116,7 +118,8 @@ class CohortService:
     def _launch(self, record: dict[str, Any]) -> None:
         plan = self.plan()
         cohort = Cohort(self.store, [StudyRef(self.source, s) for s in record["studies"]],
-                        [DatastoreLabels(self.store, record["user"])], self.runner.view(), plan)
+                        [DatastoreLabels(self.store, record["user"], on_stored=self.on_stored)], self.runner.view(),
+                        plan)
         with self._lock:
             self._running[record["id"]] = cohort
         threading.Thread(target=self._run, args=(record, cohort), name=f"cohort-{record['id'][:8]}",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pydicom
 import requests
@@ -122,6 +122,20 @@ class PacsClient:
     def studies(self, search_filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """QIDO-RS studies, all pages."""
         return self._pages("searching studies", self.dicomweb.search_for_studies, search_filters=search_filters)
+
+    def studies_matching(self, keys: dict[str, str]) -> list[dict[str, Any]]:
+        """QIDO-RS studies whose attributes match ``keys`` with DICOM wildcards (``*``, ``?``),
+        all pages. The query string is written here with the wildcards as they are: a PACS such
+        as Orthanc 1.10 reads a percent-encoded ``%2A`` (what dicomweb-client sends) as a literal
+        character, not a wildcard."""
+        base = "&".join(f"{quote(k, safe='')}={quote(v, safe='*?')}" for k, v in keys.items())
+
+        def page(limit: int, offset: int) -> list[dict[str, Any]]:
+            response = self.session.get(f"{self.config.url}/studies?{base}&limit={limit}&offset={offset}",
+                                        headers={"Accept": "application/dicom+json"})
+            response.raise_for_status()
+            return list(response.json()) if response.content else []
+        return self._pages("searching studies", lambda limit, offset: page(limit, offset))
 
     def series(self, study_uid: str, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
         return self._pages(f"searching the series of study {study_uid}", self.dicomweb.search_for_series,

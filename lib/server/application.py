@@ -7,7 +7,8 @@ Built by :func:`build_app` from the settings, in one visible order:
   request-body limits (:class:`lib.server.limits.BodyLimit`);
 - the routes, registered in the order they must match: the documentation, ``/auth``, MONAI
   Label's REST surface (:mod:`lib.server.monailabel_routes`), the app's ``/btl`` routes
-  (:mod:`lib.server.btl_routes`); at build time the app must answer exactly the table of
+  (:mod:`lib.server.btl_routes`), the case search (:mod:`lib.server.search_routes`); at
+  build time the app must answer exactly the table of
   :data:`lib.server.routes.ROUTES`;
 - the typed-error boundary (:mod:`lib.server.errors`).
 
@@ -31,7 +32,7 @@ from fastapi.routing import iter_route_contexts
 from monailabel.interfaces.utils.app import app_instance
 from starlette.middleware import Middleware
 
-from . import btl_routes, login, monailabel_routes
+from . import btl_routes, login, monailabel_routes, search_routes
 from .auth import AuthMiddleware, AuthSettings, TokenVerifier, loopback_only
 from .context import ServedApp
 from .errors import install_error_handlers
@@ -72,6 +73,7 @@ def build_app(settings: ServerSettings, auth: AuthSettings) -> FastAPI:
     app.include_router(login.build_router(auth, verifier, LoginThrottle(settings.login_attempts_per_min)))
     app.include_router(monailabel_routes.build_router(settings, auth_off=auth.mode == "off"))
     app.include_router(btl_routes.build_router())
+    app.include_router(search_routes.build_router())
     install_error_handlers(app)
     check_routes(app)
     return app

@@ -101,6 +101,7 @@ def build_router() -> APIRouter:
             service = btl.reports
             report = service.sign(image_id, actor.user, body.impression, body.recommendations)
         actor.audit(btl.audit, "report.approve", study=image_id, version=report.version)
+        btl.search.changed(image_id)  # its text becomes searchable
         answer = report.to_dict()
         if service.publishes_to_pacs:
             with http_errors():

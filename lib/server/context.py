@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lib.datastore.base import StudyDatastore
     from lib.jobs.service import CohortService
     from lib.report.service import ReportService
+    from lib.search.service import SearchService
     from lib.trainers.task import BrainTumorTraining
 
 
@@ -40,6 +41,10 @@ class ServedApp(Protocol):
 
     @property
     def reports(self) -> ReportService: ...
+
+    @property
+    def search(self) -> SearchService:
+        """Case search; told of every study whose labels, report or existence change."""
 
     def start_serving(self) -> None:
         """Server start, by the guarded application (in place of MONAI Label's own start)."""

@@ -124,6 +124,7 @@ def build_router(settings: ServerSettings, auth_off: bool) -> APIRouter:
         with http_errors():
             actor = Actor.of(request)
             btl.studies_store().remove_image(id)
+        btl.search.changed(id)
         actor.audit(btl.audit, "image.remove", study=id)
         return {}
 
@@ -166,6 +167,7 @@ def build_router(settings: ServerSettings, auth_off: bool) -> APIRouter:
                                                           original_version=said.original_version)
             if saved.info["tag"] == FINAL:
                 btl.leases.release(image)  # the annotator is done with it
+        btl.search.changed(image)
         actor.audit(btl.audit, "label.save", study=image, tag=saved.info["tag"], version=saved.version)
         return {"image": image, "label": image, "tag": saved.info["tag"], "version": saved.version}
 
@@ -177,6 +179,7 @@ def build_router(settings: ServerSettings, auth_off: bool) -> APIRouter:
             store = btl.studies_store()
             store.update_label_info(label, tag, submission(actor, json_form(params), auth_off).info)
             version = store.latest_label(label, tag).version
+        btl.search.changed(label)
         actor.audit(btl.audit, "label.amend", study=label, tag=tag, version=version)
         return {"label": label, "tag": tag, "version": version}
 
@@ -185,6 +188,7 @@ def build_router(settings: ServerSettings, auth_off: bool) -> APIRouter:
         with http_errors():
             actor = Actor.of(request)
             btl.studies_store().remove_label(id, tag)
+        btl.search.changed(id)
         actor.audit(btl.audit, "label.remove", study=id, tag=tag)
         return {}
 

@@ -88,6 +88,12 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("GET", "/btl/jobs/{job_id}", _ADMIN),
     RouteRule("DELETE", "/btl/jobs/{job_id}", _ADMIN),
     RouteRule("GET", "/btl/audit", _ADMIN),
+    # case search (every search is audited)
+    RouteRule("GET", "/btl/search/similar", _CLIN),
+    RouteRule("GET", "/btl/search", _CLIN),
+    RouteRule("GET", "/btl/patients", _CLIN),
+    RouteRule("GET", "/btl/search/status", _CLIN),
+    RouteRule("GET", "/btl/studies/{image_id}/thumbnail", _CLIN),
 )
 
 

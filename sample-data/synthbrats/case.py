@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -164,9 +165,28 @@ def _acquire_all(clean: dict[str, np.ndarray], brain: np.ndarray, labels: np.nda
     return images, label_img, wm_img
 
 
+#: The date of every baseline scan's series of studies; a case's index adds days to it.
+BASELINE_DATE = dt.date(2026, 1, 1)
+#: How long after its baseline a follow-up is scanned.
+FOLLOW_UP_DAYS = 91
+
+
+def study_record(meta: dict) -> dict[str, str]:
+    """Who and when a generated case is (``<case>-study.json``, what a study folder datastore
+    reads): one synthetic patient per seed and index, so a follow-up is its baseline's patient,
+    scanned ``FOLLOW_UP_DAYS`` later."""
+    subject = f"{int(meta['seed']):05d}-{int(meta['index']):03d}"
+    follow_up = float(meta["generator"]["tumor_scale"]) != 1.0
+    date = BASELINE_DATE + dt.timedelta(days=int(meta["index"]) % 200 + (FOLLOW_UP_DAYS if follow_up else 0))
+    return {"patient_id": f"SYN-{subject}", "patient_name": f"Synthetic^{subject}",
+            "accession_number": f"A{subject.replace('-', '')}{'F' if follow_up else 'B'}",
+            "study_date": date.strftime("%Y%m%d"),
+            "description": "MR brain follow-up (synthetic)" if follow_up else "MR brain (synthetic)"}
+
+
 def write_case(case: SyntheticCase, out_dir: str | Path) -> Path:
-    """Write ``out_dir/<case>/`` in BraTS naming (+ ``<case>-meta.json``) atomically: files go to
-    a hidden temporary folder that is renamed into place only when complete. Returns the folder.
+    """Write ``out_dir/<case>/`` in BraTS naming (+ ``<case>-meta.json`` and ``<case>-study.json``)
+    atomically: files go to a hidden temporary folder that is renamed into place only when complete. Returns the folder.
     An existing complete case folder is left untouched (FileExistsError)."""
     out_dir = Path(out_dir)
     final = out_dir / case.case_id
@@ -182,6 +202,7 @@ def write_case(case: SyntheticCase, out_dir: str | Path) -> Path:
         sitk.WriteImage(sitk.Cast(case.label, sitk.sitkUInt8), str(tmp / label_filename(case.case_id)),
                         useCompression=True)
         (tmp / f"{case.case_id}-meta.json").write_text(json.dumps(case.meta, indent=1))
+        (tmp / f"{case.case_id}-study.json").write_text(json.dumps(study_record(case.meta), indent=1))
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

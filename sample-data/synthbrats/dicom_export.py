@@ -187,6 +187,11 @@ def export_case(case_dir: Path, out_root: Path, rng: np.random.Generator, plan: 
              "birth_date": f"19{int(rng.integers(40, 99))}0101", "sex": str(rng.choice(["F", "M"])),
              "date": (dt.date(2026, 1, 1) + dt.timedelta(days=int(rng.integers(0, 300)))).strftime("%Y%m%d"),
              "accession": f"A{int(rng.integers(1e6, 1e7))}"}
+    sidecar = case_dir / f"{case_id}-study.json"  # the patient and date the case folder says, when it says
+    if sidecar.is_file():
+        said = json.loads(sidecar.read_text())
+        study.update({"patient_id": said["patient_id"], "patient_name": said["patient_name"],
+                      "date": said["study_date"], "accession": said["accession_number"]})
     frame_of_reference = generate_uid()
     manufacturer = MANUFACTURER.get(plan.naming, "Generic MR")
     record: dict[str, Any] = {"case_id": case_id, "study_uid": study["uid"], "naming": plan.naming,

@@ -3,7 +3,8 @@
 Every call has a timeout and fails with a typed :class:`ServerError` whose message can be shown
 to the user as it is: it names the server without credentials and says what went wrong.
 The calls are MONAI Label's (``/info/``, ``/datastore/``, ``/infer/``, ``/activelearning/``,
-``/train/``, ``/auth/``) plus the app's own ``/btl/`` endpoints for the four sequences of a study.
+``/train/``, ``/auth/``) plus the app's own ``/btl/`` endpoints: the four sequences of a study,
+label versions, the report, and case search (similar studies, report text, patients).
 """
 
 from __future__ import annotations
@@ -237,6 +238,41 @@ class ServerClient:
         path.write_bytes(self._request("GET", f"/btl/studies/{_segment(image_id)}/report/pdf")[1])
         return path
 
+    # ---- case search
+    def similar_cases(self, image_id: str, k: int = 10, by: str = "both",
+                      filters: Sequence[str] = ()) -> dict[str, Any]:
+        """The ``k`` studies most like ``image_id`` by ``by`` ("image", "tumor" or "both"), among
+        those passing ``filters`` (terms such as ``"wt_ml>=50"``, ``"hemisphere=right"``): hits
+        with study, date, patient, ``same_patient``, score, measurements, impression, thumbnail."""
+        query = f"study={_query(image_id)}&k={int(k)}&by={_query(by)}" + _filter_terms(filters)
+        return self._json("GET", f"/btl/search/similar?{query}")
+
+    def search_reports(self, text: str, k: int = 10, mode: str = "hybrid",
+                       filters: Sequence[str] = ()) -> dict[str, Any]:
+        """Signed reports matching ``text`` by words ("keyword"), meaning ("semantic") or both
+        ("hybrid"); each hit's ``match`` holds the matching sentence, highlighted with <mark>."""
+        query = f"q={_query(text)}&k={int(k)}&mode={_query(mode)}" + _filter_terms(filters)
+        return self._json("GET", f"/btl/search?{query}", timeout_s=max(self.timeout_s, 60.0))
+
+    def find_patients(self, text: str) -> dict[str, Any]:
+        """A patient's studies by part of the patient id, name or accession number."""
+        return self._json("GET", f"/btl/patients?q={_query(text)}")
+
+    def search_status(self) -> dict[str, Any]:
+        """The search index: how many studies, how many waiting to be indexed, problems."""
+        return self._json("GET", "/btl/search/status")
+
+    def download_thumbnail(self, image_id: str, path: Path) -> Path:
+        """A searchable study's thumbnail (PNG: axial t1c through the tumor, label outline)."""
+        path.write_bytes(self._request("GET", f"/btl/studies/{_segment(image_id)}/thumbnail")[1])
+        return path
+
+    def download_label_version(self, image_id: str, tag: str, version: int, path: Path) -> Path:
+        """One stored version of a study's label (NIfTI on its t1c grid), written to ``path``."""
+        data = self._request("GET", f"/btl/studies/{_segment(image_id)}/labels/{_segment(tag)}/{int(version)}")[1]
+        path.write_bytes(data)
+        return path
+
     # ---- transport
     def _json(self, method: str, path: str, body: bytes | None = None,
               headers: Mapping[str, str] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
@@ -280,6 +316,11 @@ def _segment(value: str) -> str:
 
 def _query(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _filter_terms(filters: Sequence[str]) -> str:
+    """``&term&term`` of measurement filters, each quoted whole (the server reads ``field<op>value``)."""
+    return "".join("&" + urllib.parse.quote(term.strip(), safe="") for term in filters if term.strip())
 
 
 def _reason(body: bytes) -> str:
