@@ -454,7 +454,6 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.batchStatusLabel.text = "No cohort is running here."
             return
         self.cohortRun.cancel()
-        self.ui.batchStatusLabel.text = "Cancelling the cohort on the server ..."
         self.showJob(self.jobs.get(BATCH_JOB))
 
     def showCohort(self, cohort: Cohort) -> None:
@@ -478,12 +477,14 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         bar.visible = not status.finished
         bar.maximum = 0 if status.progress is None else 100  # 0: busy indicator
         bar.value = int(100 * (status.progress or 0))
-        if isinstance(status.detail, Cohort) and not status.finished:
-            self.showCohort(status.detail)
+        if not status.finished:
+            run, shown = self.cohortRun, self.cohortShown
+            if isinstance(status.detail, Cohort):
+                self.showCohort(status.detail)
+            elif run is None or shown is None or run.cohort_id != shown.id:  # (else its line stays until the next)
+                self.ui.batchStatusLabel.text = f"batch: {status.message} ({status.elapsed_s:.0f} s)"
             if self.cohortRun is not None and self.cohortRun.cancel_requested:
                 self.ui.batchStatusLabel.text = f"{self.ui.batchStatusLabel.text} Cancelling ..."
-        elif not status.finished:
-            self.ui.batchStatusLabel.text = f"batch: {status.message} ({status.elapsed_s:.0f} s)"
         elif status.state is JobState.CANCELLED:
             self.ui.batchStatusLabel.text = "Stopped following the cohort (it goes on on the server)."
 
