@@ -485,8 +485,6 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.batchStatusLabel.text = f"batch: {status.message} ({status.elapsed_s:.0f} s)"
             if self.cohortRun is not None and self.cohortRun.cancel_requested:
                 self.ui.batchStatusLabel.text = f"{self.ui.batchStatusLabel.text} Cancelling ..."
-        elif status.state is JobState.CANCELLED:
-            self.ui.batchStatusLabel.text = "Stopped following the cohort (it goes on on the server)."
 
     # ---- report
     def onDraftReport(self) -> None:

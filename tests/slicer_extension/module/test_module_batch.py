@@ -112,6 +112,10 @@ def test_cancel_stops_the_cohort_on_the_server(session, server, studies):
     open_batch(session, server)
     session.wait_idle()  # the previous test's cohort, followed until its cancel has ended it
     ui.segmentAllButton.click()
+    following = session.widget.cohortRun
+    session.widget.onSegmentAll()  # a second click while it runs (the button is off; a shortcut is not)
+    assert ui.batchStatusLabel.text == "'batch' is still running; wait for it or cancel it"
+    assert session.widget.cohortRun is following
     ui.cancelBatchButton.click()
     assert ui.batchStatusLabel.text.endswith(" Cancelling ...") and not ui.cancelBatchButton.enabled
     session.wait_idle()
