@@ -35,6 +35,7 @@ SLOWEST_FIRST = (
     "test_concurrent_writes.py",    # 70 s
     "test_synthbrats.py",           # 67 s
     "test_harmonization_sites.py",  # 52 s
+    "test_module_batch.py",         # about 50 s (under load): the Batch section, two servers and a provider
     "test_lib_client.py",           # 45 s
     "test_server_leases.py",        # 44 s
     "test_server_hardening.py",     # 41 s

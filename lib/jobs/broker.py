@@ -121,9 +121,9 @@ class CeleryRunner:
         self._cancelled: set[str] = set()
 
     def submit(self, spec: JobSpec) -> None:
+        self._cancelled.discard(spec.job_id)  # asked for again: a cancelled run of it counts after all
         if spec.job_id in self._pending:
             return
-        self._cancelled.discard(spec.job_id)
         self._pending[spec.job_id] = _Pending(spec, self._send(spec), time.monotonic())
 
     def _send(self, spec: JobSpec) -> AsyncResult:

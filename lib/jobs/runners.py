@@ -25,7 +25,8 @@ class Runner(Protocol):
     """Runs jobs and hands back their outcomes."""
 
     def submit(self, spec: JobSpec) -> None:
-        """Queue a job (a job id already queued or running is not queued twice)."""
+        """Queue a job (a job id already queued or running is not queued twice, and its outcome
+        counts even if it was cancelled before)."""
 
     def poll(self, timeout_s: float) -> list[JobOutcome]:
         """The outcomes of jobs finished since the last call, waiting up to ``timeout_s`` for one."""
@@ -55,10 +56,10 @@ class InProcessRunner:
 
     def submit(self, spec: JobSpec) -> None:
         with self._lock:
+            self._cancelled.discard(spec.job_id)  # asked for again: a cancelled run of it counts after all
             if spec.job_id in self._states:
                 return
             self._states[spec.job_id] = (QUEUED, "")
-            self._cancelled.discard(spec.job_id)
         self._queue.put(spec)
 
     def poll(self, timeout_s: float) -> list[JobOutcome]:

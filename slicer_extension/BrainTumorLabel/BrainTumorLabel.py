@@ -1,15 +1,17 @@
 """BrainTumorLabel: brain tumor segmentation with a BrainTumorLabel (MONAI Label) server.
 
 Load a study's four MRI sequences (t1n, t1c, t2w, t2f), segment it on the server, correct the
-result with Segment Editor, submit the correction, retrain the model, draft and sign a report.
+result with Segment Editor, submit the correction, retrain the model, draft and sign a report;
+for an ML admin, segment a cohort of studies on the server and follow it.
 
 The classes follow Slicer's scripted-module template: ``BrainTumorLabel`` (metadata),
 ``BrainTumorLabelWidget`` (the GUI, thin), ``BrainTumorLabelTest`` (the self-test: the workflow
 through this panel against a server). The Logic half is in the module's package, as Slicer's
 DataProbe keeps its own in DataProbeLib: ``BrainTumorLabelLib.logic`` (the parameter node and the
-MRML work), ``BrainTumorLabelLib.workflow`` (what each button does), ``BrainTumorLabelLib.client``
-(the server's API). Network calls run in worker threads (``BrainTumorLabelLib.jobs``) that the
-widget polls with a ``QTimer``, so the GUI never waits on the server.
+MRML work), ``BrainTumorLabelLib.workflow`` (what each button does), ``BrainTumorLabelLib.batch``
+(the Batch section's cohort), ``BrainTumorLabelLib.client`` (the server's API). Network calls run
+in worker threads (``BrainTumorLabelLib.jobs``) that the widget polls with a ``QTimer``, so the GUI
+never waits on the server.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from BrainTumorLabelLib import workflow
-from BrainTumorLabelLib.client import ServerClient, ServerError, StudyRow
+from BrainTumorLabelLib import batch, workflow
+from BrainTumorLabelLib.client import Cohort, ServerClient, ServerError, StudyRow
 from BrainTumorLabelLib.dicom import series_attributes
-from BrainTumorLabelLib.jobs import Job, JobBusy, Jobs, JobState
+from BrainTumorLabelLib.jobs import Job, JobBusy, Jobs, JobState, JobStatus
 from BrainTumorLabelLib.logic import BrainTumorLabelLogic, BrainTumorLabelParameterNode
 from BrainTumorLabelLib.report import CLINICAL_STATUSES, STEROID_DOSES, finding_rows, status_line, to_review
 from BrainTumorLabelLib.selftest import SKIP_MESSAGE, self_test_server
@@ -44,7 +46,9 @@ from BrainTumorLabelLib.submissions import SubmissionLedger
 POLL_MS = 250
 #: the label that shows a job's failure: the section's own status line
 MESSAGE_LABELS = {"connect": "serverStatusLabel", "studies": "serverStatusLabel", "train": "trainingStatusLabel",
-                  "report": "reportStatusLabel", "key images": "reportStatusLabel"}
+                  "report": "reportStatusLabel", "key images": "reportStatusLabel", "batch": "batchStatusLabel"}
+#: the Batch section's job (the cohort's access check, then following it): its own progress bar and Cancel
+BATCH_JOB = "batch"
 VOLUME_ROWS = ("NCR", "ED", "ET", "TC", "WT")
 
 
@@ -82,6 +86,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.modelVersion = ""
         self.report: dict[str, Any] = {}
         self.serverStatus = ""  # the server's line, shown again once a refresh of the studies is done
+        self.cohortRun: batch.CohortRun | None = None  # the cohort the Batch section follows
+        self.cohortShown: Cohort | None = None
         self.callbacks: dict[str, Callable[[Any], None]] = {}
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
@@ -107,6 +113,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ("trainButton", self.onTrain), ("stopTrainingButton", self.onStopTraining),
                 ("draftReportButton", self.onDraftReport), ("signReportButton", self.onSignReport),
                 ("openReportButton", self.onOpenReport), ("publishReportButton", self.onPublishReport),
+                ("segmentAllButton", self.onSegmentAll), ("segmentSelectedButton", self.onSegmentSelected),
+                ("cancelBatchButton", self.onCancelBatch),
                 ("approveFindingButton", lambda: self.onReviewFinding("approved")),
                 ("editFindingButton", lambda: self.onReviewFinding("edited")),
                 ("declineFindingButton", lambda: self.onReviewFinding("declined"))):
@@ -206,10 +214,13 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.serverStatus = connection.status
         if connection.login_required:
             self.ui.serverStatusLabel.text = connection.status
+            self.ui.batchControls.visible = False
+            self.ui.batchStatusLabel.text = "Log in (Server) to see whether you may segment a cohort here."
             return
         self.ui.strategyComboBox.clear()
         self.ui.strategyComboBox.addItems(list(connection.strategies))
         self.studiesArrived(list(connection.rows))
+        self.checkBatchAccess()
 
     def onLogin(self) -> None:
         client = self.client
@@ -251,6 +262,11 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         row = self.ui.studiesTable.currentRow()
         item = self.ui.studiesTable.item(row, 0) if row >= 0 else None
         return item.text() if item is not None else ""
+
+    def selectedStudies(self) -> list[str]:
+        """The ids of every study selected in the table (Ctrl- or Shift-click for several), in table order."""
+        table = self.ui.studiesTable
+        return [table.item(row, 0).text() for row in sorted({item.row() for item in table.selectedItems()})]
 
     def onNextSample(self) -> None:
         client, strategy, annotator = self.client, self.ui.strategyComboBox.currentText, self.parameters().annotator
@@ -395,6 +411,81 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             job.cancel()
         self.ui.trainingStatusLabel.text = "Training stopped."
 
+    # ---- batch (ML admins): a cohort of studies segmented on the server
+    def checkBatchAccess(self) -> None:
+        """After Connect: whether this user may run cohorts (the server's answer), and the
+        newest cohort, followed when it is running. A cohort followed from another server is let go."""
+        client, current = self.client, self.jobs.get(BATCH_JOB)
+        if client is None:
+            return
+        if current is not None:
+            current.cancel()
+        self.cohortRun = None
+        self.startJob(BATCH_JOB, lambda progress: batch.access(client), self.batchAccessArrived)
+
+    def batchAccessArrived(self, access: batch.Access) -> None:
+        self.ui.batchControls.visible = access.allowed
+        if access.latest is not None:
+            self.showCohort(access.latest)
+        self.ui.batchStatusLabel.text = access.message
+        if self.client is not None and access.latest is not None and access.latest.running:
+            self.followCohort(batch.CohortRun(self.client, cohort_id=access.latest.id))
+
+    def onSegmentAll(self) -> None:
+        if self.client is None:
+            self.ui.batchStatusLabel.text = "Connect first."
+            return
+        self.followCohort(batch.CohortRun(self.client))
+
+    def onSegmentSelected(self) -> None:
+        studies = self.selectedStudies()
+        if self.client is None or not studies:
+            self.ui.batchStatusLabel.text = "Connect, then select studies in the Studies table (Ctrl- or Shift-click)."
+            return
+        self.followCohort(batch.CohortRun(self.client, studies))
+
+    def followCohort(self, run: batch.CohortRun) -> None:
+        previous, self.cohortRun = self.cohortRun, run
+        if not self.startJob(BATCH_JOB, run.follow, self.showCohort):
+            self.cohortRun = previous
+
+    def onCancelBatch(self) -> None:
+        if self.cohortRun is None or BATCH_JOB not in self.jobs.running():
+            self.ui.batchStatusLabel.text = "No cohort is running here."
+            return
+        self.cohortRun.cancel()
+        self.showJob(self.jobs.get(BATCH_JOB))
+
+    def showCohort(self, cohort: Cohort) -> None:
+        """The cohort's progress line and a row per study (redrawn only when it changed)."""
+        self.ui.batchStatusLabel.text = batch.progress_line(cohort)
+        if cohort == self.cohortShown:
+            return
+        self.cohortShown = cohort
+        table = self.ui.batchTable
+        table.setRowCount(len(cohort.rows))
+        for i, row in enumerate(cohort.rows):
+            for j, value in enumerate(batch.row_cells(row)):
+                item = qt.QTableWidgetItem(value)
+                if value and j == len(batch.COLUMNS) - 1:
+                    item.setToolTip(value)  # the whole reason of a failure
+                table.setItem(i, j, item)
+        table.resizeColumnsToContents()
+
+    def showBatchJob(self, status: JobStatus) -> None:
+        bar = self.ui.batchProgressBar
+        bar.visible = not status.finished
+        bar.maximum = 0 if status.progress is None else 100  # 0: busy indicator
+        bar.value = int(100 * (status.progress or 0))
+        if not status.finished:
+            run, shown = self.cohortRun, self.cohortShown
+            if isinstance(status.detail, Cohort):
+                self.showCohort(status.detail)
+            elif run is None or shown is None or run.cohort_id != shown.id:  # (else its line stays until the next)
+                self.ui.batchStatusLabel.text = f"batch: {status.message} ({status.elapsed_s:.0f} s)"
+            if self.cohortRun is not None and self.cohortRun.cancel_requested:
+                self.ui.batchStatusLabel.text = f"{self.ui.batchStatusLabel.text} Cancelling ..."
+
     # ---- report
     def onDraftReport(self) -> None:
         imageId, client = self.parameters().studyId or self.selectedStudy(), self.client
@@ -486,23 +577,26 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ---- jobs
     def startJob(self, name: str, work: Callable[[Any], Any], onSuccess: Callable[[Any], None],
-                 onCancel: Callable[[], None] | None = None) -> None:
+                 onCancel: Callable[[], None] | None = None) -> bool:
+        """Run ``work`` in a job of that name; False (and said) when one is still running."""
         try:
             job = self.jobs.start(name, work, onCancel)
         except JobBusy as busy:
             self.messageLabel(name).text = str(busy)
-            return
+            return False
         self.callbacks[name] = onSuccess
         self.showJob(job)
         self.timer.start()
+        return True
 
     def messageLabel(self, jobName: str) -> Any:
         return getattr(self.ui, MESSAGE_LABELS.get(jobName, "statusLabel"))
 
     def onCancel(self) -> None:
+        """The Segment section's Cancel: every job but the Batch section's (which has its own)."""
         for name in self.jobs.running():
             job = self.jobs.get(name)
-            if job is not None:
+            if job is not None and name != BATCH_JOB:
                 job.cancel()
 
     def poll(self) -> None:
@@ -529,13 +623,20 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def showJob(self, job: Job | None) -> None:
         running = self.jobs.running()
-        self.ui.cancelButton.enabled = bool(running)
+        self.ui.cancelButton.enabled = any(name != BATCH_JOB for name in running)
         self.ui.segmentButton.enabled = "segment" not in running
         self.ui.submitButton.enabled = "submit" not in running
+        self.ui.segmentAllButton.enabled = self.ui.segmentSelectedButton.enabled = BATCH_JOB not in running
+        self.ui.cancelBatchButton.enabled = BATCH_JOB in running and self.cohortRun is not None and \
+            not self.cohortRun.cancel_requested
         if job is None:
             self.ui.progressBar.visible = False
+            self.ui.batchProgressBar.visible = False
             return
         status = job.status()
+        if status.name == BATCH_JOB:
+            self.showBatchJob(status)
+            return
         self.ui.progressBar.visible = not status.finished
         self.ui.progressBar.maximum = 0 if status.progress is None else 100  # 0: busy indicator
         self.ui.progressBar.value = int(100 * (status.progress or 0))

@@ -14,7 +14,7 @@ def test_a_job_reports_progress_then_its_result():
     release = threading.Event()
 
     def work(progress):
-        progress.report("halfway", 0.5)
+        progress.report("halfway", 0.5, {"rows": ["study-1 done"]})  # what else the GUI shows
         release.wait(5)
         return 42
     job = Jobs().start("segment", work)
@@ -23,6 +23,7 @@ def test_a_job_reports_progress_then_its_result():
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert (job.status().state, job.status().progress) == (JobState.RUNNING, 0.5)
+    assert job.status().detail == {"rows": ["study-1 done"]}
     release.set()
     status = job.wait(5)
     assert (status.state, status.result, status.progress) == (JobState.SUCCEEDED, 42, 1.0)

@@ -4,7 +4,8 @@ Every call has a timeout and fails with a typed :class:`ServerError` whose messa
 to the user as it is: it names the server without credentials and says what went wrong.
 The calls are MONAI Label's (``/info/``, ``/datastore/``, ``/infer/``, ``/activelearning/``,
 ``/train/``, ``/auth/``) plus the app's own ``/btl/`` endpoints: the four sequences of a study,
-label versions, the report, and case search (similar studies, report text, patients).
+label versions, the clinical report, case search (similar studies, report text, patients), and the
+cohorts (``/btl/jobs``, for ML admins).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class AuthenticationRequired(ServerError):
 
 
 class PermissionDenied(ServerError):
-    """The user's role may not do this (403)."""
+    """The user's role may not do this (403); ``reason`` is the server's."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RequestRefused(ServerError):
@@ -80,6 +85,42 @@ class SegmentationResult:
     model_version: str
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortStudy:
+    """One study of a cohort: its ``state`` (queued, running, done, cached, failed, cancelled),
+    the worker that ran it, the reason it failed, its volumes in mL (NCR, ED, ET, TC, WT), its
+    measurements and the seconds its segmentation took."""
+
+    study: str
+    state: str
+    worker: str = ""
+    error: str | None = None
+    volumes_ml: dict[str, float] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A cohort of studies the server segments as jobs: who started it and when, its ``state``
+    (running, finished, cancelled), the model version, how many studies it has, how many are in
+    each state, and (from :meth:`ServerClient.cohort` only) a row per study."""
+
+    id: str
+    user: str
+    created: str
+    finished: str | None
+    state: str
+    model_version: str
+    studies: int
+    counts: dict[str, int]
+    rows: tuple[CohortStudy, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
 
 def _display_url(url: str) -> str:
@@ -273,6 +314,37 @@ class ServerClient:
         path.write_bytes(data)
         return path
 
+    # ---- cohorts (ML admins): many studies segmented on the server as jobs
+    def start_cohort(self, studies: Sequence[str] | None = None) -> Cohort:
+        """Segment ``studies`` of the server's datastore as a cohort, or with None every study
+        that can be segmented; the labels become the studies' ``original`` versions."""
+        body = {} if studies is None else {"studies": list(studies)}
+        return _cohort(self._admin("POST", "/btl/jobs", json.dumps(body).encode(),
+                                   {"Content-Type": "application/json"}))
+
+    def cohorts(self) -> list[Cohort]:
+        """The server's cohorts, oldest first, with their counts per state (no rows)."""
+        listed = self._admin("GET", "/btl/jobs").get("value", [])
+        return [_cohort(entry) for entry in listed if isinstance(entry, dict)] if isinstance(listed, list) else []
+
+    def cohort(self, cohort_id: str) -> Cohort:
+        """A cohort with every study's row."""
+        return _cohort(self._admin("GET", f"/btl/jobs/{_segment(cohort_id)}"))
+
+    def cancel_cohort(self, cohort_id: str) -> Cohort:
+        """Cancel a running cohort (its queued studies do not start); :class:`RequestRefused`
+        (409) when it is not running."""
+        return _cohort(self._admin("DELETE", f"/btl/jobs/{_segment(cohort_id)}"))
+
+    def _admin(self, method: str, path: str, body: bytes | None = None,
+               headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A call of an ML-admin route: a 403 says that the batch needs that role."""
+        try:
+            return self._json(method, path, body, headers)
+        except PermissionDenied as denied:
+            raise PermissionDenied("batch segmentation needs the ML admin role"
+                                   + (f": {denied.reason}" if denied.reason else ""), denied.reason) from None
+
     # ---- transport
     def _json(self, method: str, path: str, body: bytes | None = None,
               headers: Mapping[str, str] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
@@ -297,7 +369,8 @@ class ServerClient:
             if error.code == 401:
                 raise AuthenticationRequired(f"{self.url} requires a login{': ' + reason if reason else ''}") from None
             if error.code == 403:
-                raise PermissionDenied(f"your role may not do this ({what}){': ' + reason if reason else ''}") from None
+                raise PermissionDenied(f"your role may not do this ({what}){': ' + reason if reason else ''}",
+                                       reason) from None
             if error.code >= 500:
                 raise ServerFault(f"{self.url} failed ({error.code}) on {what}"
                                   f"{': ' + reason if reason else ''}") from None
@@ -308,6 +381,19 @@ class ServerClient:
                 raise ServerUnreachable(f"{self.url} did not answer {what} within "
                                         f"{timeout_s or self.timeout_s:g} s") from None
             raise ServerUnreachable(f"cannot reach {self.url} ({type(cause).__name__}: {cause})") from None
+
+
+def _cohort(answer: Mapping[str, Any]) -> Cohort:
+    """A cohort from the server's JSON (``/btl/jobs``)."""
+    rows = tuple(CohortStudy(str(row.get("study", "")), str(row.get("state", "")), str(row.get("worker") or ""),
+                             row.get("error") or None,
+                             {str(k): float(v) for k, v in (row.get("volumes_ml") or {}).items()},
+                             dict(row.get("measurements") or {}), float(row.get("seconds") or 0.0))
+                 for row in answer.get("rows") or [] if isinstance(row, dict))
+    return Cohort(str(answer.get("id", "")), str(answer.get("user") or ""), str(answer.get("created") or ""),
+                  answer.get("finished") or None, str(answer.get("state", "")), str(answer.get("model_version") or ""),
+                  int(answer.get("studies") or 0), {str(k): int(v) for k, v in (answer.get("counts") or {}).items()},
+                  rows)
 
 
 def _segment(value: str) -> str:

@@ -32,7 +32,8 @@ class JobState(str, Enum):
 @dataclass(frozen=True)
 class JobStatus:
     """A snapshot for the GUI: ``progress`` in 0..1 or None when unknown; ``error`` is the
-    message of a failed job, fit to show; ``result`` what a succeeded job returned."""
+    message of a failed job, fit to show; ``result`` what a succeeded job returned; ``detail``
+    what the job last reported beside its message (a cohort's rows, say), for the GUI to show."""
 
     name: str
     state: JobState
@@ -41,6 +42,7 @@ class JobStatus:
     elapsed_s: float
     result: Any = None
     error: str | None = None
+    detail: Any = None
 
     @property
     def finished(self) -> bool:
@@ -53,8 +55,10 @@ class Progress:
     def __init__(self, job: Job) -> None:
         self._job = job
 
-    def report(self, message: str, fraction: float | None = None) -> None:
-        self._job._report(message, fraction)
+    def report(self, message: str, fraction: float | None = None, detail: Any = None) -> None:
+        """The job's progress line, how far it is (0..1, None: unknown) and, for the GUI, what
+        else it has to show (kept until the next report)."""
+        self._job._report(message, fraction, detail)
 
     @property
     def cancelled(self) -> bool:
@@ -72,6 +76,7 @@ class Job:
         self._cancelled = threading.Event()
         self._state, self._message = JobState.RUNNING, "starting"
         self._progress: float | None = None
+        self._detail: Any = None
         self._result: Any = None
         self._error: str | None = None
         self._started = time.monotonic()
@@ -95,10 +100,10 @@ class Job:
             self._progress = 1.0 if state is JobState.SUCCEEDED else self._progress
             self._finished_at = time.monotonic()
 
-    def _report(self, message: str, fraction: float | None) -> None:
+    def _report(self, message: str, fraction: float | None, detail: Any) -> None:
         with self._lock:
             if self._state is JobState.RUNNING:
-                self._message, self._progress = message, fraction
+                self._message, self._progress, self._detail = message, fraction, detail
 
     def cancel(self) -> None:
         """Mark the job cancelled now; its ``on_cancel`` runs in this thread."""
@@ -114,7 +119,7 @@ class Job:
         with self._lock:
             end = self._finished_at if self._finished_at is not None else time.monotonic()
             return JobStatus(self.name, self._state, self._message, self._progress, round(end - self._started, 2),
-                             self._result, self._error)
+                             self._result, self._error, self._detail)
 
     def wait(self, timeout_s: float | None = None) -> JobStatus:
         """Block until the work function returns (for tests and scripts; the GUI polls instead)."""

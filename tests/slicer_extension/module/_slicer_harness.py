@@ -71,13 +71,24 @@ def _bound_signal(obj: QtCore.QObject, signature: str) -> Any:
     return object.__getattribute__(obj, normalized.split("(")[0])
 
 
+#: the properties being read now (object id, name), see PythonQtStyle.__getattribute__
+_READING: set[tuple[int, str]] = set()
+
+
 class PythonQtStyle:
     """Mixin: a PySide6 object used as PythonQt lets Slicer's Python use Qt objects."""
 
     def __getattribute__(self, name: str) -> Any:
         if name[:1] != "_":
-            if QtCore.QObject.metaObject(self).indexOfProperty(name) >= 0:
-                return QtCore.QObject.property(self, name)
+            key = (id(self), name)
+            # a property read calls its C++ getter, whose override check (PySide's) asks for the
+            # same name again (``sizeHint`` of a plain QWidget in a layout): that one is the method
+            if key not in _READING and QtCore.QObject.metaObject(self).indexOfProperty(name) >= 0:
+                _READING.add(key)
+                try:
+                    return QtCore.QObject.property(self, name)
+                finally:
+                    _READING.discard(key)
             if name == "name":
                 return QtCore.QObject.objectName(self)
             if name in ("connect", "disconnect"):  # PySide6's attribute lookup would find QObject's first
@@ -129,13 +140,15 @@ class qMRMLWidget(PythonQtStyle, QtWidgets.QWidget):  # noqa: N801
 
 
 class ctkCollapsibleButton(PythonQtStyle, QtWidgets.QGroupBox):  # noqa: N801
-    """STAND-IN for ctkCollapsibleButton: a titled box whose contents a click hides or shows."""
+    """STAND-IN for ctkCollapsibleButton: a titled box whose contents a click hides or shows. As
+    CTK's, a child the code (or the .ui) hid stays hidden when the box opens, and a child shown
+    while the box is collapsed is hidden until it opens (CTK's ``visibilityToParent``)."""
 
     contentsCollapsed = QtCore.Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._text, self._collapsed = "", False
+        self._text, self._collapsed, self._forcing = "", False, False
 
     def _get_text(self) -> str:
         return self._text
@@ -156,9 +169,32 @@ class ctkCollapsibleButton(PythonQtStyle, QtWidgets.QGroupBox):  # noqa: N801
     text = QtCore.Property(str, _get_text, _set_text)
     collapsed = QtCore.Property(bool, _get_collapsed, _set_collapsed)
 
+    # (the child's own methods are called unbound: it is still being built when it is added)
+    def childEvent(self, event: QtCore.QChildEvent) -> None:
+        child = event.child()
+        if event.type() == QtCore.QEvent.Type.ChildAdded and QtCore.QObject.isWidgetType(child):
+            QtCore.QObject.installEventFilter(child, self)  # to see the code show or hide it
+        super().childEvent(event)
+
+    def eventFilter(self, child: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        shown = event.type() == QtCore.QEvent.Type.ShowToParent
+        if not self._forcing and (shown or event.type() == QtCore.QEvent.Type.HideToParent):
+            QtCore.QObject.setProperty(child, "visibilityToParent", shown)
+            if shown and self._collapsed and isinstance(child, QtWidgets.QWidget):
+                self._show(child)
+        return super().eventFilter(child, event)
+
+    def _show(self, child: QtWidgets.QWidget) -> None:
+        self._forcing = True
+        try:
+            QtWidgets.QWidget.setVisible(child, not self._collapsed and
+                                         QtCore.QObject.property(child, "visibilityToParent") is not False)
+        finally:
+            self._forcing = False
+
     def _apply(self) -> None:
         for child in self.findChildren(QtWidgets.QWidget, options=QtCore.Qt.FindChildOption.FindDirectChildrenOnly):
-            child.setVisible(not self._collapsed)
+            self._show(child)
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # the .ui sets `collapsed` before the contents exist
         self._apply()

@@ -97,8 +97,9 @@ def table(widget: QtWidgets.QTableWidget) -> list[list[str]]:
 def test_sections_collapse_and_every_control_has_a_tooltip(session):
     panel = session.panel
     sections = {s.text: s for s in panel.findChildren(slicer.ctkCollapsibleButton)}
-    assert list(sections) == ["Server", "Studies", "Sequences", "Segment", "Correct", "Submit", "Train", "Report"]
-    assert sections["Train"].collapsed and not sections["Segment"].collapsed
+    assert list(sections) == ["Server", "Studies", "Sequences", "Segment", "Correct", "Submit", "Train", "Batch",
+                              "Report"]
+    assert sections["Train"].collapsed and sections["Batch"].collapsed and not sections["Segment"].collapsed
     sections["Train"].click()
     assert not sections["Train"].collapsed and session.ui.trainButton.isVisible()
     untipped = [w.name for w in panel.findChildren(QtWidgets.QWidget)  # the .ui's own, not Qt's inner parts
