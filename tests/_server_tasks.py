@@ -49,7 +49,7 @@ def make_search_studies(root: str, seed: int) -> dict[str, str]:
 def label_maximum(path: str) -> int:
     import SimpleITK as sitk
 
-    return int(sitk.GetArrayViewFromImage(sitk.ReadImage(path)).max())
+    return int(sitk.GetArrayFromImage(sitk.ReadImage(path)).max())  # a view would outlive its image
 
 
 def image_size(path: str) -> list[int]:

@@ -23,7 +23,7 @@ def test_two_servers_and_inferences_lose_no_acknowledged_label(tmp_path):
     studies = tmp_path / "studies"
     ids = make_studies(studies, 2, seed=50)
     target = ids[0]
-    shape = sitk.GetArrayViewFromImage(sitk.ReadImage(str(t1c_path(studies / target)))).shape
+    shape = sitk.ReadImage(str(t1c_path(studies / target))).GetSize()[::-1]
     labels = []
     for i in range(2 * PER_SERVER):  # each marks its own slice, so it can be found again
         values = np.zeros(shape, np.uint8)

@@ -114,10 +114,13 @@ def _finished(site: dict, job: str, timeout_s: float = 600) -> dict:
                     f"cohort {job} to finish", interval_s=2)
 
 
-def _running_on(site: dict, job: str, worker: str) -> dict:
-    return wait_for(lambda: next((r for r in _api(site, "GET", f"/btl/jobs/{job}")["rows"]
-                                  if r["state"] == "running" and r["worker"] == worker), None), 300,
-                    f"a study of {job} running on {worker}", interval_s=0.5)
+def _running(site: dict, job: str) -> tuple[dict, str, str]:
+    """A study of ``job`` running on a worker (whichever took one first): its row, that worker
+    and the other one."""
+    row = wait_for(lambda: next((r for r in _api(site, "GET", f"/btl/jobs/{job}")["rows"]
+                                 if r["state"] == "running" and r["worker"] in site["workers"]), None), 300,
+                   f"a study of {job} running on a worker", interval_s=0.5)
+    return row, row["worker"], next(name for name in site["workers"] if name != row["worker"])
 
 
 def _check_labels_once(site: dict, detail: dict) -> None:
@@ -149,24 +152,24 @@ def test_an_inference_on_the_server_runs_on_a_worker(site):
 
 def test_a_worker_killed_mid_study_gives_its_job_to_the_other(site):
     job = _cohort(site, "worker killed")
-    running = _running_on(site, job, "w1")
-    os.killpg(site["workers"]["w1"], signal.SIGKILL)
+    running, killed, other = _running(site, job)
+    os.killpg(site["workers"][killed], signal.SIGKILL)
     detail = _finished(site, job)
     _check_labels_once(site, detail)
-    assert next(r for r in detail["rows"] if r["study"] == running["study"])["worker"] == "w2"
-    site["workers"]["w1"] = _start_worker(site["hosts"]["w1"], site["root"], site["common"])
+    assert next(r for r in detail["rows"] if r["study"] == running["study"])["worker"] == other
+    site["workers"][killed] = _start_worker(site["hosts"][killed], site["root"], site["common"])
 
 
 def test_a_worker_host_that_loses_its_link_has_its_job_finished_elsewhere(site):
     job = _cohort(site, "link cut")
-    running = _running_on(site, job, "w2")
-    site["hosts"]["w2"].link_down()
+    running, cut, other = _running(site, job)
+    site["hosts"][cut].link_down()
     try:
         detail = _finished(site, job)
     finally:
-        site["hosts"]["w2"].link_up()
+        site["hosts"][cut].link_up()
     _check_labels_once(site, detail)
-    assert next(r for r in detail["rows"] if r["study"] == running["study"])["worker"] == "w1"
+    assert next(r for r in detail["rows"] if r["study"] == running["study"])["worker"] == other
 
 
 def test_a_broker_restart_loses_no_queued_job(site):

@@ -62,7 +62,7 @@ def test_a_hit_is_fetched_with_its_four_sequences_and_its_label_version(search, 
 
 
 def test_a_patients_studies_are_listed_oldest_first(search):
-    rows = search.patients(f"SYN-{SEED:05d}-000")
+    rows = search.studies_of_patient(f"SYN-{SEED:05d}-000")
     assert [r.study for r in rows] == [baseline(), f"{baseline()}-followup"]
     assert all(r.searchable for r in rows) and rows[0].patient == f"Synthetic^{SEED:05d}-000 (SYN-{SEED:05d}-000)"
 

@@ -129,7 +129,7 @@ class CaseSearch:
             raise ValueError(f"mode must be one of {', '.join(MODE_CHOICES)}")
         return case_rows(self.client.search_reports(query, k, mode, filter_terms(filter_text)))
 
-    def patients(self, query: str) -> list[PatientStudyRow]:
+    def studies_of_patient(self, query: str) -> list[PatientStudyRow]:
         return patient_rows(self.client.find_patients(query))
 
     def thumbnail(self, row: CaseRow) -> Path:
