@@ -151,4 +151,4 @@ slicer-lib-tests: $(STAMP) $(foreach v,$(SLICER_PYTHONS),.venv-py$(v)/.installed
 	done
 
 clean:
-	rm -rf $(VENV) .venv-py3.9 .venv-py3.12 $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules
+	rm -rf $(VENV) .venv-py3.9 .venv-py3.12 $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules build/test-cases

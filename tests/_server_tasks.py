@@ -36,13 +36,13 @@ def write_label(study: str, out: str, fill: int | None = None, truth: bool = Fal
 def make_search_studies(root: str, seed: int) -> dict[str, str]:
     """Two generated studies and a follow-up of the first (same patient, a larger tumor): study id ->
     its reference label file."""
-    from synthbrats import GeneratorConfig, generate_case, write_case
+    from synthbrats import GeneratorConfig
 
-    from _cases import FAST, truth_path
+    from _cases import FAST, truth_path, write_generated
 
-    cases = [write_case(generate_case(seed, i, FAST), Path(root)) for i in range(2)]
-    cases.append(write_case(generate_case(seed, 0, GeneratorConfig(2.0, "brats", kind="glioblastoma",
-                                                                    tumor_scale=1.3)), Path(root)))
+    cases = [write_generated(seed, i, FAST, Path(root)) for i in range(2)]
+    cases.append(write_generated(seed, 0, GeneratorConfig(2.0, "brats", kind="glioblastoma", tumor_scale=1.3),
+                                 Path(root)))
     return {case.name: str(truth_path(case)) for case in cases}
 
 

@@ -1,6 +1,7 @@
 """``btl-batch`` on a folder of generated studies, in its own process, with no broker: a corrupt
 study fails alone and the exit status says so; a rerun finds every done study in the cache; a
-new model version segments them again; bad arguments are refused before any work."""
+new model version segments them again; bad arguments are refused before any work (btl-batch's
+``main`` in this process)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lib.jobs.cli import main as batch_main
 from lib.model.registry import BUNDLED_CHECKPOINT
 
 from _cases import make_studies
@@ -80,17 +82,20 @@ def test_a_new_model_version_segments_them_again(cohort):
         {payload["version"]}
 
 
-def test_bad_arguments_are_refused_before_any_work(tmp_path):
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    # btl-batch's own main(), in this process: the command line is what the other tests run
+    monkeypatch.delenv("BTL_BROKER_URL", raising=False)
     empty = tmp_path / "empty"
     empty.mkdir()
-    answer = _batch("--input", empty, "--output", tmp_path / "out")
-    assert answer.returncode == 2 and "no studies in" in answer.stderr
-    make_studies(tmp_path / "one", 1, seed=72)
+    assert batch_main(["--input", str(empty), "--output", str(tmp_path / "out")]) == 2
+    assert "no studies in" in capsys.readouterr().err
+    make_studies(tmp_path / "one", 1, seed=71)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    answer = _batch("--input", tmp_path / "one", "--output", blocker / "out")
-    assert answer.returncode == 2 and "not writable" in answer.stderr
-    answer = _batch("--input", tmp_path / "one", "--output", tmp_path / "out", "--broker",
-                    "amqp://btl:secret@127.0.0.1:9//")
-    assert answer.returncode == 2 and "cannot be reached" in answer.stderr and "secret" not in answer.stderr
+    assert batch_main(["--input", str(tmp_path / "one"), "--output", str(blocker / "out")]) == 2
+    assert "not writable" in capsys.readouterr().err
+    assert batch_main(["--input", str(tmp_path / "one"), "--output", str(tmp_path / "out"), "--broker",
+                       "amqp://btl:secret@127.0.0.1:9//"]) == 2
+    refused = capsys.readouterr().err
+    assert "cannot be reached" in refused and "secret" not in refused
     assert not list((tmp_path / "out").glob("*/*-label.nii.gz")) if (tmp_path / "out").exists() else True

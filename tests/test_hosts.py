@@ -1,7 +1,7 @@
 """Several hosts, for real: the broker (RabbitMQ), the PACS (Orthanc), the server and two job
 workers each on a host of its own (network namespaces, tests/_hosts.py), and the faults a
 department's network has. The server's inferences run on the workers; each fault scenario is
-a cohort of three studies started on the server (``POST /btl/jobs``), and each ends with every
+a cohort of two studies (one for each worker) started on the server (``POST /btl/jobs``), and each ends with every
 study's label in the PACS exactly once, with the model version that made it.
 
 | fault | what survives it |
@@ -27,23 +27,23 @@ import numpy as np
 import pytest
 
 from lib.jobs.sandbox import RabbitSandbox, start_rabbitmq
-from synthbrats import generate_case, write_case
 from synthbrats.dicom_export import StudyPlan, export_case
 
-from _cases import FAST
+from _cases import FAST, write_generated
 from _hosts import Host, host_network, wait_for
 
 BIN = Path(sys.executable).parent
 PASSWORD = "pacs-secret-for-the-test"
 SCENARIOS = ("worker killed", "link cut", "broker restarted", "pacs frozen")
+PER_COHORT = 2  # one study for each worker
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("site")
     uids = []
-    for i in range(3 * len(SCENARIOS) + 1):  # and one for an inference
-        case = write_case(generate_case(73, i, FAST), root / "cases")
+    for i in range(PER_COHORT * len(SCENARIOS) + 1):  # and one for an inference
+        case = write_generated(73, i, FAST, root / "cases")
         uids.append(export_case(case, root / "dicom", np.random.default_rng(i),
                                 StudyPlan("siemens", "Gadobutrol", (), None))["study_uid"])
     with host_network("broker", "pacs", "server", "w1", "w2", subnet=os.getpid() % 200 + 20) as hosts:
@@ -105,7 +105,7 @@ except OSError as error:
 
 def _cohort(site: dict, scenario: str) -> str:
     index = SCENARIOS.index(scenario)
-    studies = site["uids"][3 * index: 3 * index + 3]
+    studies = site["uids"][PER_COHORT * index: PER_COHORT * (index + 1)]
     return _api(site, "POST", "/btl/jobs", {"studies": studies})["id"]
 
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 import SimpleITK as sitk
 
-from synthbrats import GeneratorConfig, generate_case, write_case
+from synthbrats import GeneratorConfig
 
-from _cases import FAST
+from _cases import FAST, write_generated
 from _server import monailabel_server
 
 MODEL = "brats_segresnet"
@@ -24,9 +24,9 @@ SEED = 71
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("search-studies")
-    ids = [write_case(generate_case(SEED, i, FAST), root).name for i in range(3)]
-    follow_up = write_case(generate_case(SEED, 0, GeneratorConfig(spacing=2.0, style="brats", kind="glioblastoma",
-                                                                    tumor_scale=0.7)), root).name
+    ids = [write_generated(SEED, i, FAST, root).name for i in range(3)]
+    follow_up = write_generated(SEED, 0, GeneratorConfig(spacing=2.0, style="brats", kind="glioblastoma",
+                                                         tumor_scale=0.7), root).name
     with monailabel_server(root, tmp_path_factory.mktemp("log") / "server.log") as url:
         for study in [*ids, follow_up]:
             answer = requests.post(f"{url}/infer/{MODEL}", params={"image": study, "output": "json"}, timeout=300)
