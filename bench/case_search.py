@@ -22,10 +22,10 @@ Spearman's rho and NDCG@3 per query case, averaged, with a random ranking for sc
 build time, size on disk, and p50/p95 latency of similar (k = 10; image, tumor, both, with a
 filter), keyword and semantic search.
 
-    nice .venv/bin/python bench/case_search.py cohort --work /tmp/case-search --baselines 60 --follow-ups 30 \
+    nice .venv/bin/python bench/case_search.py cohort --work build/case-search --baselines 60 --follow-ups 30 \
         [--labels reference]
-    nice .venv/bin/python bench/case_search.py real --cases /data/real --work /tmp/case-search-real
-    nice .venv/bin/python bench/case_search.py speed --studies 100000 --work /tmp/case-search-speed
+    nice .venv/bin/python bench/case_search.py real --cases data/real --work build/case-search-real
+    nice .venv/bin/python bench/case_search.py speed --studies 100000 --work build/case-search-speed
 Results go to bench/results/case_search_<part>.json.
 """
 

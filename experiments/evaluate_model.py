@@ -8,14 +8,15 @@ true volumes, WT predicted outside the reference and in false lesions, the ET sc
 (out-of-fold figures). The floor is what any user could write in five lines: z-score FLAIR
 inside the brain, keep z > 1.25, keep the largest connected component (WT only).
 
-    .venv/bin/python bench/evaluate_model.py --cases /data/real --folds /data/cv/folds.json \\
-        --out bench/results/real_cv.json --markdown bench/results/real_cv.md --pictures /tmp/pictures
-    .venv/bin/python bench/evaluate_model.py --cases /data/heldout --checkpoint monailabel_app/model/brats_segresnet.pt
-    .venv/bin/python bench/evaluate_model.py --real ../shared/real-cases --png docs/images/model-on-real-cases.png
+    .venv/bin/python experiments/evaluate_model.py --cases data/real --folds data/cv/folds.json \\
+        --out build/real_cv.json --markdown build/real_cv.md --pictures pictures
+    .venv/bin/python experiments/evaluate_model.py --cases data/heldout \\
+        --checkpoint monailabel_app/model/brats_segresnet.pt
+    .venv/bin/python experiments/evaluate_model.py --real ../shared/real-cases --png docs/images/model-on-real-cases.png
 
 ``--effort`` adds what correcting each output to the reference would take
 (:func:`lib.activelearning.effort.compare`: surface Dice, volume change, voxels changed);
-``bench/correction_effort.py`` plots it per model version.
+``experiments/correction_effort.py`` plots it per model version.
 """
 
 from __future__ import annotations

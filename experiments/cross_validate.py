@@ -7,7 +7,7 @@ tumor. For each fold a model is fine-tuned (``btl-train``) from ``--init-from`` 
 folds' real cases plus the ``--extra`` real cases and the ``--synthetic`` generated cases; the
 epoch is chosen on a fixed validation set that is never a cross-validation case (``--val``
 cases from the extra and generated ones). Each real case is then scored by the model of the
-fold that did not train on it (``bench/evaluate_model.py --folds``): out-of-fold figures.
+fold that did not train on it (``experiments/evaluate_model.py --folds``): out-of-fold figures.
 ``--final`` trains the shipped model the same way on every real case and copies it there
 (after the folds, or before them with ``--final-first``, so that its check on the generated
 held-out cases, which decides whether it may ship, can come first).
@@ -35,9 +35,9 @@ The folds' interpolated models are listed in ``folds-wise<W>.json`` for ``evalua
 Every step resumes: a fold whose model exists is skipped, and an interrupted ``btl-train``
 continues from its saved state. Options after ``--`` go to ``btl-train``.
 
-    .venv/bin/python bench/cross_validate.py --real /data/real --extra /data/extra --synthetic /data/synth \\
+    .venv/bin/python experiments/cross_validate.py --real data/real --extra data/extra --synthetic data/synth \\
         --val BraTS2021-00014 --val BraTS2021-00024 --val SynBraTS-01000-000 --val SynBraTS-01000-001 \\
-        --init-from monailabel_app/model/brats_segresnet.pt --work /data/cv --folds 4 \\
+        --init-from monailabel_app/model/brats_segresnet.pt --work data/cv --folds 4 \\
         -- --max-epochs 40 --steps-per-epoch 20 --fine-tune-learning-rate 1e-3
 """
 

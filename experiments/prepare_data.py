@@ -3,7 +3,7 @@
 Nothing here is stored in the repository; a fresh machine gets it back with this one command
 (about 4 min on 2 CPU cores):
 
-    .venv/bin/python bench/prepare_data.py --out /data \\
+    .venv/bin/python experiments/prepare_data.py --out data \\
         --real-git <git dir of patliao/SYSC4907-Glioma-Growth-Visualization> \\
         --extra-git <git dir of indigoYoshimaru/3d-brain-thesis>
 

@@ -2,14 +2,14 @@
 stages) and the fusion, out of fold over the real labelled cases, in one run with the same folds.
 
 Every ``--real`` case is cross-validated: the cases are dealt into ``--folds`` fixed folds (largest
-tumor with smallest, as ``bench/cross_validate.py`` does; recorded in ``<work>/folds.json``). For
+tumor with smallest, as ``experiments/cross_validate.py`` does; recorded in ``<work>/folds.json``). For
 each fold the classifier variants are trained (:func:`lib.classifier.fit.fit_classifiers`) on the
 other folds' real cases plus the ``--synthetic`` generated cases; their thresholds and component
 rule are chosen on inner out-of-fold predictions of those training cases (nested), never on the
 fold's own cases. The held-out cases are then segmented by each variant and scored on their
 own t1c grid (:func:`lib.evaluation.case_metrics`, without the Hausdorff distances), as are the
 network alone (``--cnn``, through its served postprocessing) and the FLAIR floor
-(``bench/evaluate_model.py``'s).
+(``experiments/evaluate_model.py``'s).
 
 The network is ``--cnn``: it must not have been trained on any ``--real`` case, so that it is out
 of fold for every one of them (the generated-data-only model is). The fusion reads its region
@@ -22,10 +22,10 @@ checkpoint on other labelled cases (the generated held-out set).
 
 Each fold's results are kept in ``<work>/fold<i>.json``: an interrupted run resumes.
 
-    .venv/bin/python bench/classifier_cv.py --real /data/real --real /data/extra \\
-        --synthetic /data/synth6v2 --synthetic /data/synth-old6 --cnn /data/synth-2026.11.22.pt \\
-        --work /data/ccv --folds 7 --out bench/results/classifier_cv \\
-        --final monailabel_app/model/brats_segresnet.pt --heldout /data/heldout
+    .venv/bin/python experiments/classifier_cv.py --real data/real --real data/extra \\
+        --synthetic data/synth6v2 --synthetic data/synth-old6 --cnn data/synth-2026.11.22.pt \\
+        --work data/ccv --folds 7 --out experiments/results/classifier_cv \\
+        --final monailabel_app/model/brats_segresnet.pt --heldout data/heldout
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "experiments"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _provenance import cpu_model  # noqa: E402
 from cross_validate import make_folds  # noqa: E402
-from end_to_end import cpu_model  # noqa: E402
 from evaluate_model import flair_floor, read_truth, summary  # noqa: E402
 
 from lib.atomic import read_json, write_json  # noqa: E402
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnn", type=Path, required=True, help="the network (trained on none of the --real cases)")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--folds", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier_cv", help=".json/.md stem")
+    ap.add_argument("--out", type=Path, default=REPO / "experiments" / "results" / "classifier_cv",
+                    help=".json/.md stem")
     ap.add_argument("--final", type=Path, help="train the best variant on every case and write the checkpoint here")
     ap.add_argument("--version", default=f"brats-fusion-2mm-{time.strftime('%Y.%m.%d')}")
     ap.add_argument("--heldout", type=Path, help="labelled cases to score the --final checkpoint on")
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     report: dict[str, Any] = {
-        "command": "bench/classifier_cv.py " + " ".join(relative(a) if Path(a).exists() else a
+        "command": "experiments/classifier_cv.py " + " ".join(relative(a) if Path(a).exists() else a
                                                         for a in (argv if argv is not None else sys.argv[1:])),
         "commit": commit, "machine": f"{cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores",
         "cnn": {"version": model.version, "sha256": sha256(args.cnn)}, "options": options.__dict__,

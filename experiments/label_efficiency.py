@@ -22,18 +22,18 @@ resumes where it was (a half-done arm restarts). ``<out>.md`` and ``<out>.png`` 
 the mean and spread over repeats and the number that matters: the share of corrections the
 uncertainty arm needs to reach the random arm's final Dice.
 
-    .venv/bin/synthbrats --cases 16 --seed 7100 --out /data/al/pool --spacing 2 --style raw --domain-randomization 1
-    .venv/bin/synthbrats --cases 6 --seed 7200 --out /data/al/heldout --spacing 2 --style raw --domain-randomization 1
-    .venv/bin/python bench/label_efficiency.py --pool /data/al/pool --heldout /data/al/heldout \\
-        --work /data/al/runs --out bench/results/label_efficiency
+    .venv/bin/synthbrats --cases 16 --seed 7100 --out data/al/pool --spacing 2 --style raw --domain-randomization 1
+    .venv/bin/synthbrats --cases 6 --seed 7200 --out data/al/heldout --spacing 2 --style raw --domain-randomization 1
+    .venv/bin/python experiments/label_efficiency.py --pool data/al/pool --heldout data/al/heldout \\
+        --work data/al/runs --out experiments/results/label_efficiency
 
 The classifier arm on real cases (a pool and held-out cases of real patients; the start model's
 classifier trained on generated cases only, see docs/model-card.md):
 
-    .venv/bin/python bench/label_efficiency.py --mode classifier --pool /data/al-real/pool \\
-        --heldout /data/al-real/heldout --start-model /data/al-real/start.pt \\
-        --extra-cases /data/synth6v2:/data/synth-old6 --rounds 3 --per-round 3 \\
-        --work /data/al-real/runs --out bench/results/label_efficiency_classifier
+    .venv/bin/python experiments/label_efficiency.py --mode classifier --pool data/al-real/pool \\
+        --heldout data/al-real/heldout --start-model data/al-real/start.pt \\
+        --extra-cases data/synth6v2:data/synth-old6 --rounds 3 --per-round 3 \\
+        --work data/al-real/runs --out experiments/results/label_efficiency_classifier
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def main() -> int:
     ap.add_argument("--pool", type=Path, required=True, help="generated labelled cases served to the annotator")
     ap.add_argument("--heldout", type=Path, required=True, help="generated labelled cases of the same site")
     ap.add_argument("--work", type=Path, required=True, help="scratch folder (one copy of the pool per run)")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "label_efficiency",
+    ap.add_argument("--out", type=Path, default=REPO / "experiments" / "results" / "label_efficiency",
                     help="output stem: .json, .md, .png")
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--repeats", type=int, default=3)

@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # The network alone at full size, on a GPU, out of fold on the classifier comparison's folds.
 #
-#   bench/gpu_cnn_cv.sh DATA [WORK]
+#   experiments/gpu_cnn_cv.sh DATA [WORK]
 #
-# DATA is the folder bench/prepare_data.py rebuilds (real/, extra/, synth6v2/, synth-old6/);
-# WORK defaults to DATA/gpu-cv and must hold folds.json of bench/classifier_cv.py (its --work).
+# DATA is the folder experiments/prepare_data.py rebuilds (real/, extra/, synth6v2/, synth-old6/);
+# WORK defaults to DATA/gpu-cv and must hold folds.json of experiments/classifier_cv.py (its --work).
 # Per fold: a SegResNet of 16 filters at 1.5 mm trained from scratch on the other folds' real
 # cases and the 12 generated ones (btl-train --device cuda, 60 epochs of 20 steps, the last one kept:
 # no selection on a held-out case), then every real case scored by the fold that held it out
-# (bench/evaluate_model.py --folds). About 9 minutes on one H200; nothing else needs a GPU.
+# (experiments/evaluate_model.py --folds). About 9 minutes on one H200; nothing else needs a GPU.
 # Not yet run: no GPU was lent to the session that wrote it (docs/model-card.md).
 set -euo pipefail
-DATA=${1:?usage: bench/gpu_cnn_cv.sh DATA [WORK]}
+DATA=${1:?usage: experiments/gpu_cnn_cv.sh DATA [WORK]}
 WORK=${2:-$DATA/gpu-cv}
 PY=${PY:-.venv/bin/python}
 BIN=$(dirname "$PY")
 mkdir -p "$WORK/real14"
 for case in "$DATA"/real/*/ "$DATA"/extra/*/; do ln -sfn "$(realpath "$case")" "$WORK/real14/$(basename "$case")"; done
-# the folds of the classifier comparison, in bench/cross_validate.py's format, one folder of links per fold
+# the folds of the classifier comparison, in experiments/cross_validate.py's format, one folder of links per fold
 "$PY" - "$WORK" "$DATA" <<'PY'
 import json, sys
 from pathlib import Path
@@ -46,5 +46,5 @@ for ((i = 0; i < n; i++)); do
     --batch-size 8 --max-epochs 60 --steps-per-epoch 20 --val-fraction 0.01 --val-every 60 \
     --num-workers 4 --cache "$WORK/cache"
 done
-"$PY" bench/evaluate_model.py --cases "$WORK/real14" --folds "$WORK/gpu-folds.json" --floor \
-  --out bench/results/gpu_cnn_cv.json --markdown bench/results/gpu_cnn_cv.md
+"$PY" experiments/evaluate_model.py --cases "$WORK/real14" --folds "$WORK/gpu-folds.json" --floor \
+  --out experiments/results/gpu_cnn_cv.json --markdown experiments/results/gpu_cnn_cv.md

@@ -16,9 +16,9 @@ edema to the network (normal FLAIR/T2 brighter on real scans than on generated o
 generator or harmonization gap) or tissue that does not (the network generalizes badly).
 Real cases are scored with the model of the fold that did not train on them (``--folds``).
 
-    .venv/bin/python bench/false_positive_sources.py --real /data/real --folds /data/cv2/folds.json \\
-        --generated /data/heldout --checkpoint monailabel_app/model/brats_segresnet.pt \\
-        --cache /data/fp-cache --out bench/results/false_positive_sources.json
+    .venv/bin/python experiments/false_positive_sources.py --real data/real --folds data/cv2/folds.json \\
+        --generated data/heldout --checkpoint monailabel_app/model/brats_segresnet.pt \\
+        --cache data/fp-cache --out experiments/results/false_positive_sources.json
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ percentile is unchanged by any monotone intensity mapping, so no model normalisa
 needed. Run it on cases that are not cross-validated to choose the threshold
 (``ET_MIN_ENHANCING_FRACTION``); the cross-validated ones may only be looked at afterwards.
 
-    .venv/bin/python bench/enhancing_fraction.py --group extra=/data/extra --group generated=/data/synth6v2 \\
-        --cache /data/fp-cache --out bench/results/enhancing_fraction.json
+    .venv/bin/python experiments/enhancing_fraction.py --group extra=data/extra --group generated=data/synth6v2 \\
+        --cache data/fp-cache --out experiments/results/enhancing_fraction.json
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Correction effort per model version, as a picture: from ``bench/evaluate_model.py --effort``
+"""Correction effort per model version, as a picture: from ``experiments/evaluate_model.py --effort``
 reports (the reference label standing in for the annotator's final label), or from a server's
 ``GET /btl/effort`` answer saved as JSON (real corrections).
 
-    .venv/bin/python bench/correction_effort.py --report old=bench/results/real_bundled.json \\
-        --report new=bench/results/real_cv.json --png bench/results/correction_effort.png
+    .venv/bin/python experiments/correction_effort.py --report old=build/real_bundled.json \\
+        --report new=build/real_cv.json --png experiments/results/correction_effort.png
 
 Per model: median Dice and surface Dice (2 mm) of WT, TC, ET between its output and the final
 label (higher is less work), and the median number of voxels that had to change (printed).

@@ -8,8 +8,8 @@ tumor Dice, predicted and true volume, false-positive volume in the lowest ``--l
 of the brain's height (cerebellum, temporal base: where receive-coil sensitivity falls off), and
 the time N4 took. The models were trained without N4, so this tests the cause, not a recipe.
 
-    .venv/bin/python bench/bias_field_effect.py --real /data/real --folds /data/cv2/folds.json \\
-        --cache /data/fp-cache --out bench/results/bias_field_effect.json
+    .venv/bin/python experiments/bias_field_effect.py --real data/real --folds data/cv2/folds.json \\
+        --cache data/fp-cache --out experiments/results/bias_field_effect.json
 """
 
 from __future__ import annotations
