@@ -44,12 +44,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
 
 from lib.brats import labelled_cases, read_label  # noqa: E402
 from lib.datastore.base import FINAL, ORIGINAL  # noqa: E402
 from lib.datastore.study_folder import StudyFolderDatastore  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import load_checkpoint  # noqa: E402
+from lib.model.checkpoint import read_checkpoint_record  # noqa: E402
 from lib.report.response import ClinicalInputs  # noqa: E402
 from lib.report.service import ReportService  # noqa: E402
 from lib.report.store import ReportStore  # noqa: E402
@@ -100,6 +104,7 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 def save(part: str, result: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"provenance": provenance(BUNDLED, read_checkpoint_record(BUNDLED)[0]), **result}
     (RESULTS / f"case_search_{part}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

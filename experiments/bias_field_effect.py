@@ -25,6 +25,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
 
 from lib.brats import labelled_cases  # noqa: E402
 from lib.evaluation import region_dice, working_grid_labels  # noqa: E402
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="JSON report")
     args = ap.parse_args(argv)
 
-    report: dict[str, Any] = {"field_spacing_mm": args.field_spacing_mm, "low_fraction": args.low_fraction, "cases": {}}
+    report: dict[str, Any] = {"provenance": provenance(),
+                              "field_spacing_mm": args.field_spacing_mm, "low_fraction": args.low_fraction, "cases": {}}
     cases = {c["case_id"]: c for c in labelled_cases(args.real)}
     for fold in json.loads(args.folds.read_text())["folds"]:
         model = load_checkpoint(fold["checkpoint"])

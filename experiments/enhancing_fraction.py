@@ -24,6 +24,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance, relative  # noqa: E402
 
 from lib.atomic import write_json  # noqa: E402
 from lib.brats import ET, SEQUENCES, labelled_cases  # noqa: E402
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="JSON report")
     args = ap.parse_args(argv)
 
-    report: dict[str, Any] = {"spacing_mm": args.spacing_mm, "groups": {}}
+    report: dict[str, Any] = {"provenance": provenance(), "spacing_mm": args.spacing_mm, "groups": {}}
     for spec in args.group:
         name, _, folder = spec.partition("=")
         rows = {c["case_id"]: case_row(c, args.cache, args.spacing_mm, args.min_component_ml)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         pooled = [r["bright_fraction"] for r in rows.values() if r["bright_fraction"] is not None and r["et_ml"] >= 1.0]
         summary = {"cases_with_et": len(pooled), "min": min(pooled, default=None), "max": max(pooled, default=None)}
         print(name, "cases with >= 1 mL ET:", json.dumps(summary), flush=True)
-        report["groups"][name] = {"folder": folder, "summary": summary, "cases": rows}
+        report["groups"][name] = {"folder": relative(folder), "summary": summary, "cases": rows}
     if args.out:
         write_json(args.out, report)
     return 0

@@ -34,12 +34,16 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance, relative  # noqa: E402
 
 from lib.activelearning.effort import compare  # noqa: E402
 from lib.brats import label_filename, labelled_cases, read_label  # noqa: E402
 from lib.evaluation import case_metrics  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import PredictionSettings  # noqa: E402
+from lib.model.checkpoint import read_checkpoint_record  # noqa: E402
 from lib.postprocessing import REGION_ORDER  # noqa: E402
 from lib.transforms import array_xyz, reorient_to_ras  # noqa: E402
 
@@ -187,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             segmenters[path] = TumorSegmenter([path], PredictionSettings(mirror_axes=mirror))
         return segmenters[path]
 
-    report: dict[str, Any] = {"models": {}, "cases": {}, "real": {}}
+    single = None if isinstance(model_of, dict) else model_of
+    report: dict[str, Any] = {"provenance": provenance(single, single and read_checkpoint_record(single)[0]),
+                              "models": {}, "cases": {}, "real": {}}
     floor: dict[str, Any] = {}
     rows = []
     for case in labelled_case_folders(args.cases):
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.effort:
             metrics["correction_effort"] = compare(result.label, truth)
         report["cases"][case.name] = metrics
-        report["models"][result.model_version] = str(segmenter.checkpoint_path())
+        report["models"][result.model_version] = relative(segmenter.checkpoint_path())
         if args.floor:
             floor[case.name] = case_metrics(sitk.GetArrayFromImage(flair_floor(case)),
                                             sitk.GetArrayFromImage(truth), spacing)

@@ -34,6 +34,9 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
 
 from lib.brats import SEQUENCES, labelled_cases  # noqa: E402
 from lib.evaluation import working_grid_labels  # noqa: E402
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             model = load_checkpoint(fold["checkpoint"])
             fold_models.update({case: model for case in fold["held_out"]})
     groups = {"real": args.real, "generated": args.generated}
-    report: dict[str, Any] = {"near_mm": args.near_mm, "cases": {}, "summary": {}}
+    report: dict[str, Any] = {"provenance": provenance(args.checkpoint, default.version),
+                              "near_mm": args.near_mm, "cases": {}, "summary": {}}
     for group, folder in groups.items():
         if folder is None:
             continue
