@@ -24,16 +24,23 @@ SYSTEM_PACKAGES := orthanc orthanc-dicomweb orthanc-postgresql postgresql rabbit
 	poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages data run report orthanc run-pacs lint test suite slicer-lib-tests clean
+.PHONY: help setup system-packages data run report orthanc run-pacs lint test suite slicer-lib-tests docs-images clean
 
 help:
-	@echo "make run    set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
-	@echo "make test   set up, lint (ruff), type-check (mypy) and run the test suite"
-	@echo "make suite  the test suite alone (TEST_WORKERS=1: one test file at a time)"
-	@echo "make data   regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
-	@echo "make report    a signed demo report (PDF, JSON, key images) of a generated follow-up scan in $(REPORT_DIR)/"
-	@echo "make orthanc   a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
-	@echo "make run-pacs  serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
+	@echo "make run        set up, generate $(SAMPLE_CASES) sample cases in $(SAMPLE_DIR)/, serve them on http://$(HOST):$(PORT)"
+	@echo "make test       set up, lint (ruff), type-check (mypy) and run the test suite and the Slicer Lib tests"
+	@echo "make help       this list"
+	@echo "make setup      the virtual environment $(VENV)/ alone (rebuilt when a dependency file changes)"
+	@echo "make system-packages  the Debian packages the tests need (Orthanc, PostgreSQL, RabbitMQ, nginx, ...)"
+	@echo "make data       regenerate sample data from scratch: SAMPLE_CASES=N SAMPLE_SEED=S"
+	@echo "make report     a signed demo report (PDF, JSON, key images) of a generated follow-up scan in $(REPORT_DIR)/"
+	@echo "make orthanc    a private Orthanc on port $(ORTHANC_PORT) holding the sample studies as DICOM"
+	@echo "make run-pacs   serve the studies of PACS_URL (default $(PACS_URL)); BTL_PACS_USERNAME/PASSWORD"
+	@echo "make lint       ruff, mypy, and the Slicer module's check at Python 3.9 (mypy, vermin)"
+	@echo "make suite      the test suite alone (TEST_WORKERS=1: one test file at a time)"
+	@echo "make slicer-lib-tests  the Slicer Lib tests under Slicer's Pythons ($(SLICER_PYTHONS))"
+	@echo "make docs-images  redraw docs/images/architecture.png and the Slicer panel (docs/images/slicer-module.png)"
+	@echo "make clean      remove the virtual environments, generated sample data and DICOM"
 
 # The virtual environment is rebuilt only when a dependency file changes. pip byte-compiles at
 # install: keep it (with PYTHONDONTWRITEBYTECODE set, as on CI, nothing else would, and every
@@ -149,6 +156,12 @@ slicer-lib-tests: $(STAMP) $(foreach v,$(SLICER_PYTHONS),.venv-py$(v)/.installed
 		BTL_SERVER_PYTHON=$(CURDIR)/$(BIN)/python .venv-py$$v/bin/python -m pytest -p no:cacheprovider \
 		    tests/slicer_extension/test_lib_*.py || exit 1; \
 	done
+
+# The architecture diagram (matplotlib) and the Slicer module's panel, drawn offscreen by the module
+# tests' harness against a real server on generated studies (PySide6; about a minute)
+docs-images: $(STAMP)
+	$(BIN)/python docs/draw_architecture.py --out docs/images/architecture.png
+	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/render_slicer_module.py docs/images/slicer-module.png
 
 clean:
 	rm -rf $(VENV) .venv-py3.9 .venv-py3.12 $(SAMPLE_DIR) $(DICOM_DIR) $(OIDC_PROVIDER)/node_modules build/test-cases

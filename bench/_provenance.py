@@ -33,8 +33,9 @@ def _git(*args: str) -> str:
 
 
 def relative(path: str | Path) -> str:
-    """``path`` relative to the repository when inside it, else its name only."""
-    resolved = Path(path).resolve()
+    """``path`` relative to the repository when inside it, else its name only (links are not
+    followed: ``data/real`` stays ``data/real`` when ``data`` links elsewhere)."""
+    resolved = Path(os.path.abspath(path))
     return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else resolved.name
 
 

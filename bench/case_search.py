@@ -22,10 +22,10 @@ Spearman's rho and NDCG@3 per query case, averaged, with a random ranking for sc
 build time, size on disk, and p50/p95 latency of similar (k = 10; image, tumor, both, with a
 filter), keyword and semantic search.
 
-    nice .venv/bin/python bench/case_search.py cohort --work /tmp/case-search --baselines 60 --follow-ups 30 \
+    nice .venv/bin/python bench/case_search.py cohort --work build/case-search --baselines 60 --follow-ups 30 \
         [--labels reference]
-    nice .venv/bin/python bench/case_search.py real --cases /data/real --work /tmp/case-search-real
-    nice .venv/bin/python bench/case_search.py speed --studies 100000 --work /tmp/case-search-speed
+    nice .venv/bin/python bench/case_search.py real --cases data/real --work build/case-search-real
+    nice .venv/bin/python bench/case_search.py speed --studies 100000 --work build/case-search-speed
 Results go to bench/results/case_search_<part>.json.
 """
 
@@ -44,12 +44,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
 
 from lib.brats import labelled_cases, read_label  # noqa: E402
 from lib.datastore.base import FINAL, ORIGINAL  # noqa: E402
 from lib.datastore.study_folder import StudyFolderDatastore  # noqa: E402
 from lib.infers.pipeline import TumorSegmenter  # noqa: E402
 from lib.model import load_checkpoint  # noqa: E402
+from lib.model.checkpoint import read_checkpoint_record  # noqa: E402
 from lib.report.response import ClinicalInputs  # noqa: E402
 from lib.report.service import ReportService  # noqa: E402
 from lib.report.store import ReportStore  # noqa: E402
@@ -100,6 +104,7 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 def save(part: str, result: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"provenance": provenance(BUNDLED, read_checkpoint_record(BUNDLED)[0]), **result}
     (RESULTS / f"case_search_{part}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

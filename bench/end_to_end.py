@@ -35,6 +35,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
+
+from lib.model.checkpoint import read_checkpoint_record  # noqa: E402
+
 STAGES = ("load_preprocess", "infer", "postprocess", "save")
 BUNDLED = REPO / "monailabel_app" / "model" / "brats_segresnet.pt"
 
@@ -160,7 +166,8 @@ def main() -> int:
 
     ours, ref = (sum(results[n]["times_s"].values()) for n in ("ours", "reference"))
     peak = {n: max(results[n]["peak_rss_mb"].values()) for n in results}
-    report = {"case": str(args.case or f"generated seed {args.seed} (1 mm, 240x240x155)"),
+    report = {"provenance": provenance(args.checkpoint, read_checkpoint_record(args.checkpoint)[0]),
+              "case": str(args.case or f"generated seed {args.seed} (1 mm, 240x240x155)"),
               "machine": f"{cpu_model()}, {torch.get_num_threads()} threads, "
                          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
                          f"native bfloat16: {'yes' if cpu_has_native_bf16() else 'no'}",

@@ -31,6 +31,10 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 from _cases import make_studies, t1c_path, truth_path  # noqa: E402
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = {"fuzz": fuzz(work, args.requests, args.seed)}
+        report: dict = {"provenance": provenance(), "fuzz": fuzz(work, args.requests, args.seed)}
         print(json.dumps(report["fuzz"], indent=1), flush=True)
         report["kill_during_saves"] = kill_during_saves(work, args.kills, args.seed)
         report["kill_during_training"] = kill_during_training(work, args.seed)

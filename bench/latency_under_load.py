@@ -27,6 +27,9 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
 
 from lib.atomic import write_json  # noqa: E402
 
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             results[kind] = measure(kind, studies, upload, work)
             print(kind, results[kind], flush=True)
     ratio = results["monailabel"]["info_ms_p95"] / max(results["ours"]["info_ms_p95"], 1e-3)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": results,
+    report = {"provenance": provenance(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "results": results,
               "p95_ratio_monailabel_over_ours": round(ratio, 1)}
     print(f"/info/ p95 under load: ours {results['ours']['info_ms_p95']} ms, MONAI Label's server "
           f"{results['monailabel']['info_ms_p95']} ms: x{ratio:.1f}")

@@ -15,6 +15,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -96,7 +97,7 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=24)
     ap.add_argument("--duration-s", type=float, default=60.0)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load_behind_proxy.json")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/btl-load-bench"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "btl-load-bench")
     args = ap.parse_args()
     results = {}
     with oidc_provider(audience=AUDIENCE) as provider:

@@ -27,6 +27,10 @@ from pydicom.uid import generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
+
 sys.path.insert(0, str(REPO / "sample-data"))
 
 from lib.datastore.dicomweb import DicomWebStudyDatastore  # noqa: E402
@@ -114,7 +118,7 @@ def main() -> int:
             observer.join()
     list_ratio = results["list_ids_s"]["monailabel"] / results["list_ids_s"]["ours"]
     fetch_ratio = results["fetch_study_s"]["monailabel"] / results["fetch_study_s"]["ours"]
-    report = {"studies": args.studies, "upload_s": upload_s, **results,
+    report = {"provenance": provenance(), "studies": args.studies, "upload_s": upload_s, **results,
               "ratio_list_monailabel_over_ours": list_ratio, "ratio_fetch_monailabel_over_ours": fetch_ratio}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -24,6 +24,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import provenance  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 from lib.brats import SEQUENCES
@@ -94,6 +98,7 @@ def main() -> None:
               "studies": tally([r for r in studies if g in ("overall", r["vendor"])])} for g in groups}
     refusal_categories = Counter(r["refusal_category"] for r in studies if r["outcome"] == "refused")
     result = {
+        "provenance": provenance(),
         "table": "tests/series_naming.py",
         "rules": [rule.name for rule in RULES],
         "by_vendor": by,

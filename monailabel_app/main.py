@@ -49,6 +49,7 @@ from lib.activelearning.leases import DEFAULT_LEASE_S, LeaseBook
 from lib.activelearning.strategies import FirstStudy, ForegroundRandomStudy, MostUncertainStudy, RandomStudy
 from lib.activelearning.uncertainty import BackgroundScorer, ScoreBook
 from lib.brats import LABEL_NAMES
+from lib.compat import highdicom_on_numpy2
 from lib.datastore import open_datastore
 from lib.datastore.base import ORIGINAL, StudyDatastore
 from lib.datastore.study_folder import META_DIR
@@ -89,6 +90,8 @@ APP_VERSION = _package_version()
 
 class BrainTumorLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        # MONAI Label's background processes (training, batch) build the app without btl-server's main
+        highdicom_on_numpy2()
         self._guarded = False  # set by start_serving
         self.job_settings = JobSettings.from_environment()
         self.bundled_model = Path(app_dir) / "model" / f"{MODEL_NAME}.pt"

@@ -9,8 +9,8 @@ outweigh the others. Normal brain also gets its 95th percentile: the bright heal
 (vessels, cortex) that a network must not call tumor. The generator never reads the real
 cases; only this script does.
 
-    .venv/bin/python sample-data/label_contrast.py --group real=/data/real --group extra=/data/extra \\
-        --group generated=/data/synth6 --cache /data/fp-cache
+    .venv/bin/python sample-data/label_contrast.py --group real=data/real --group extra=data/extra \\
+        --group generated=data/synth6 --cache data/fp-cache
 """
 
 from __future__ import annotations

@@ -122,5 +122,8 @@ def server_tables() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from lib.compat import highdicom_on_numpy2
+
+    highdicom_on_numpy2()  # this is a process start (lib/compat.py)
     answer = globals()[sys.argv[1]](**json.loads(sys.argv[2]))
     print(json.dumps(answer))

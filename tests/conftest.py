@@ -12,6 +12,11 @@ import os
 
 import pytest
 
+from lib.compat import highdicom_on_numpy2
+
+# the one NumPy alias highdicom 0.22 needs, once for the suite's process (lib/compat.py)
+highdicom_on_numpy2()
+
 # A worker and the servers and trainers it starts get the cores divided among the workers:
 # torch's OpenMP threads spin while they wait, so two workers of two threads each on two cores
 # fight over them. Set here, before any test module imports torch.

@@ -48,3 +48,12 @@ def test_markdown_links_point_at_what_exists():
             elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
                 broken.append(f"{name}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def test_make_help_lists_every_target():
+    makefile = (REPO / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.M)
+    assert phony, "the Makefile has no .PHONY line"
+    shown = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    listed = {line.split()[1] for line in shown.splitlines() if line.startswith("make ")}
+    assert set(phony.group(1).split()) - listed == set()

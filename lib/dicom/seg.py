@@ -14,18 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import highdicom as hd
 import numpy as np
-
-from lib.compat import highdicom_on_numpy2
-
-highdicom_on_numpy2()  # before highdicom is imported: see lib/compat.py
-
-import highdicom as hd  # noqa: E402
 import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from lib.brats import ED, ET, NCR
+from lib.compat import require_highdicom_on_numpy2
 from lib.errors import InvalidLabelError
 
 from .volume import slice_order
@@ -73,6 +69,7 @@ def label_to_seg(label: np.ndarray, source: Sequence[pydicom.Dataset], *, manual
     ``algorithm`` and ``algorithm_version``). Raises :class:`InvalidLabelError` when the
     label's shape does not match the series or it has values outside {0, 1, 2, 3}.
     """
+    require_highdicom_on_numpy2()
     ordered = [source[i] for i in slice_order(source)]
     expected = (len(ordered), int(ordered[0].Rows), int(ordered[0].Columns))
     if label.shape != expected:

@@ -30,6 +30,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from lib.compat import highdicom_on_numpy2
 from lib.datastore import open_datastore
 from lib.datastore.base import StudyDatastore
 from lib.datastore.study_folder import META_DIR
@@ -52,6 +53,7 @@ def pipeline_parameters(segmenter: TumorSegmenter) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    highdicom_on_numpy2()  # once, where the process starts: see lib/compat.py
     ap = argparse.ArgumentParser(prog="btl-batch", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     source = ap.add_mutually_exclusive_group(required=True)

@@ -22,6 +22,7 @@ import socket
 import sys
 from pathlib import Path
 
+from lib.compat import highdicom_on_numpy2
 from lib.infers.pipeline import TumorSegmenter
 from lib.model import PredictionSettings
 from lib.model.registry import BUNDLED_CHECKPOINT, served_checkpoints
@@ -40,6 +41,7 @@ def served_segmenter(model_dir: Path | None, settings: PredictionSettings | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    highdicom_on_numpy2()  # once, where the process starts: see lib/compat.py
     ap = argparse.ArgumentParser(prog="btl-worker", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default=os.environ.get("BTL_BROKER_URL", ""), help="default: $BTL_BROKER_URL")

@@ -22,7 +22,7 @@ REGION_ORDER: tuple[str, ...] = ("WT", "TC", "ET")
 #: the :data:`ET_BRIGHT_T1C_PERCENTILE` of the brain outside the predicted tumor, else it is
 #: non-enhancing core. Chosen on the six extra real BraTS cases (none of the cross-validated
 #: ones): 35-99 % of their true ET voxels are above the 95th percentile (generated cases: 59-93 %;
-#: ``bench/enhancing_fraction.py``). A prediction is larger than the truth (an over-called ET
+#: ``experiments/enhancing_fraction.py``). A prediction is larger than the truth (an over-called ET
 #: rim dilutes it: a generated glioblastoma's 110 mL component scores 41 %), so the bar is a
 #: bit over half the lowest.
 ET_BRIGHT_T1C_PERCENTILE = 95.0

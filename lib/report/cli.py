@@ -22,6 +22,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from lib.brats import read_label
+from lib.compat import highdicom_on_numpy2
 
 from .build import StudyInputs, draft_report
 from .pdf import write_pdf
@@ -49,6 +50,7 @@ def _label(study: Path, given: Path | None, segment: bool, work: Path) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
+    highdicom_on_numpy2()  # once, where the process starts: see lib/compat.py
     ap = argparse.ArgumentParser(prog="btl-report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", type=Path, required=True)

@@ -15,20 +15,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import highdicom as hd
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from lib.compat import highdicom_on_numpy2
+from lib.dicom.seg import SEGMENTS, SOFTWARE
 
-highdicom_on_numpy2()  # before highdicom is imported: see lib/compat.py
-
-import highdicom as hd  # noqa: E402
-
-from lib.dicom.seg import SEGMENTS, SOFTWARE  # noqa: E402
-
-from .document import Report  # noqa: E402
+from .document import Report
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"

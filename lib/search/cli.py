@@ -21,10 +21,13 @@ from pathlib import Path
 
 from monailabel.interfaces.utils.app import app_instance
 
+from lib.compat import highdicom_on_numpy2
+
 APP_DIR = Path(__file__).resolve().parents[2] / "monailabel_app"
 
 
 def main(argv: list[str] | None = None) -> int:
+    highdicom_on_numpy2()  # once, where the process starts: see lib/compat.py
     ap = argparse.ArgumentParser(prog="btl-search", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=("reindex", "update", "status"))

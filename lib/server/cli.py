@@ -26,6 +26,8 @@ from monailabel.config import settings as monailabel_settings
 from monailabel.main import Main
 from monailabel.utils.others.generic import init_log_config
 
+from lib.compat import highdicom_on_numpy2
+
 from .application import check_authentication_mode
 from .auth import AuthSettings
 from .limits import HeaderTimeoutProtocol
@@ -37,6 +39,7 @@ ASGI_APP = "lib.server:app"
 
 
 def main(argv: list[str] | None = None) -> int:
+    highdicom_on_numpy2()  # once, where the process starts: see lib/compat.py
     ap = argparse.ArgumentParser(prog="btl-server", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--studies", required=True, help="a folder of studies, or a DICOMweb URL (no credentials)")

@@ -5,7 +5,7 @@ tissue, e.g. a failed coil element or a partial acquisition. The brain's outer 4
 out: there the sequences' own skull-stripping masks and fields of view differ by a few voxels
 in most cases, which is not what this looks for. One of the eight real labelled cases
 (BraTS2021-01482) has it in T1: 4.3 % of its brain on the 2 mm working grid, where the thirteen
-other real cases of ``bench/prepare_data.py``, the two unlabelled ones of ``shared/real-cases``
+other real cases of ``experiments/prepare_data.py``, the two unlabelled ones of ``shared/real-cases``
 and generated raw acquisitions reach at most 0.8 % in any sequence (hence a note above 2 %).
 Of the 139 mL of false tumor the cv8 model calls in that case, 67 mL lie where its T1 is
 black (128 mL of the brain at 1 mm, rim included), along the cortex: tissue that is black on one
