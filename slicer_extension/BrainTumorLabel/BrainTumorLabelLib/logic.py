@@ -108,7 +108,7 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         return True
 
     def _byLayoutName(self, className: str) -> dict[str, Any]:
-        nodes = {}
+        nodes: dict[str, Any] = {}
         for i in range(self.scene.GetNumberOfNodesByClass(className)):
             node = self.scene.GetNthNodeByClass(i, className)
             nodes.setdefault(node.GetLayoutName(), node)

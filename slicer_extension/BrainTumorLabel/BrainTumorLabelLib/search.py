@@ -209,6 +209,6 @@ def results_line(hits: Sequence[Hit], what: str) -> str:
 def patients_line(rows: Sequence[PatientStudyRow]) -> str:
     if not rows:
         return "No patient found."
-    patients = len({row.patient for row in rows})
-    return (f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} of {patients} patient{'s' if patients != 1 else ''}"
+    people = len({row.patient for row in rows})
+    return (f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} of {people} patient{'s' if people != 1 else ''}"
             ": select one and Load.")
