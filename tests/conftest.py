@@ -39,6 +39,7 @@ SLOWEST_FIRST = (
     "test_uncertainty.py",          # 72 s
     "test_concurrent_writes.py",    # 70 s
     "test_synthbrats.py",           # 67 s
+    "test_module_search.py",        # 65 s: the Similar cases section, a server whose search index is filled first
     "test_harmonization_sites.py",  # 52 s
     "test_module_batch.py",         # about 50 s (under load): the Batch section, two servers and a provider
     "test_lib_client.py",           # 45 s

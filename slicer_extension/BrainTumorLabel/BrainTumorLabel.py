@@ -2,14 +2,16 @@
 
 Load a study's four MRI sequences (t1n, t1c, t2w, t2f), segment it on the server, correct the
 result with Segment Editor, submit the correction, retrain the model, draft and sign a report;
-for an ML admin, segment a cohort of studies on the server and follow it.
+for an ML admin, segment a cohort of studies on the server and follow it; find studies like the
+current one (by image, tumor or report text) and a patient's studies, and load one beside it.
 
 The classes follow Slicer's scripted-module template: ``BrainTumorLabel`` (metadata),
 ``BrainTumorLabelWidget`` (the GUI, thin), ``BrainTumorLabelTest`` (the self-test: the workflow
 through this panel against a server). The Logic half is in the module's package, as Slicer's
 DataProbe keeps its own in DataProbeLib: ``BrainTumorLabelLib.logic`` (the parameter node and the
 MRML work), ``BrainTumorLabelLib.workflow`` (what each button does), ``BrainTumorLabelLib.batch``
-(the Batch section's cohort), ``BrainTumorLabelLib.client`` (the server's API). Network calls run
+(the Batch section's cohort), ``BrainTumorLabelLib.search`` (the Similar cases section's searches),
+``BrainTumorLabelLib.client`` (the server's API). Network calls run
 in worker threads (``BrainTumorLabelLib.jobs``) that the widget polls with a ``QTimer``, so the GUI
 never waits on the server.
 """
@@ -34,7 +36,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from BrainTumorLabelLib import batch, workflow
+from BrainTumorLabelLib import batch, search, workflow
 from BrainTumorLabelLib.client import Cohort, ServerClient, ServerError, StudyRow
 from BrainTumorLabelLib.dicom import series_attributes
 from BrainTumorLabelLib.jobs import Job, JobBusy, Jobs, JobState, JobStatus
@@ -46,10 +48,12 @@ from BrainTumorLabelLib.submissions import SubmissionLedger
 POLL_MS = 250
 #: the label that shows a job's failure: the section's own status line
 MESSAGE_LABELS = {"connect": "serverStatusLabel", "studies": "serverStatusLabel", "train": "trainingStatusLabel",
-                  "report": "reportStatusLabel", "key images": "reportStatusLabel", "batch": "batchStatusLabel"}
+                  "report": "reportStatusLabel", "key images": "reportStatusLabel", "batch": "batchStatusLabel",
+                  "search": "similarStatusLabel", "patients": "similarStatusLabel", "beside": "similarStatusLabel"}
 #: the Batch section's job (the cohort's access check, then following it): its own progress bar and Cancel
 BATCH_JOB = "batch"
 VOLUME_ROWS = ("NCR", "ED", "ET", "TC", "WT")
+THUMBNAIL_PX = 64
 
 
 class BrainTumorLabel(ScriptedLoadableModule):
@@ -88,6 +92,9 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.serverStatus = ""  # the server's line, shown again once a refresh of the studies is done
         self.cohortRun: batch.CohortRun | None = None  # the cohort the Batch section follows
         self.cohortShown: Cohort | None = None
+        self.searcher: search.CaseSearch | None = None  # the Similar cases section's, on self.client
+        self.hits: list[search.Hit] = []  # the Similar cases table's rows
+        self.patientStudies: list[search.PatientStudyRow] = []
         self.callbacks: dict[str, Callable[[Any], None]] = {}
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
@@ -115,11 +122,19 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ("openReportButton", self.onOpenReport), ("publishReportButton", self.onPublishReport),
                 ("segmentAllButton", self.onSegmentAll), ("segmentSelectedButton", self.onSegmentSelected),
                 ("cancelBatchButton", self.onCancelBatch),
+                ("findSimilarButton", self.onFindSimilar), ("searchTextButton", self.onSearchText),
+                ("loadBesideButton", self.onLoadBeside), ("findPatientButton", self.onFindPatient),
+                ("loadPatientStudyButton", self.onLoadPatientStudy),
                 ("approveFindingButton", lambda: self.onReviewFinding("approved")),
                 ("editFindingButton", lambda: self.onReviewFinding("edited")),
                 ("declineFindingButton", lambda: self.onReviewFinding("declined"))):
             getattr(self.ui, button).connect("clicked()", slot)
         self.ui.studyFilterLineEdit.connect("textChanged(QString)", self.showStudies)
+        self.ui.similarTextLineEdit.connect("returnPressed()", self.onSearchText)
+        self.ui.patientSearchLineEdit.connect("returnPressed()", self.onFindPatient)
+        self.ui.similarByComboBox.addItems(list(search.BY_CHOICES))
+        self.ui.similarModeComboBox.addItems(list(search.MODE_CHOICES))
+        self.ui.similarTable.setIconSize(qt.QSize(THUMBNAIL_PX, THUMBNAIL_PX))
         self.ui.findingsTable.connect("itemSelectionChanged()", self.onFindingSelected)
         self.ui.steroidDoseComboBox.addItems(list(STEROID_DOSES))
         self.ui.clinicalStatusComboBox.addItems(list(CLINICAL_STATUSES))
@@ -287,9 +302,18 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if client is None or not imageId:
             self.ui.statusLabel.text = "Connect, then select a study in the table."
             return
+        self.loadStudy(client, imageId)
+
+    def loadStudy(self, client: ServerClient, imageId: str, alsoTell: Any = None) -> None:
+        """The study's four sequences downloaded and loaded as the current study; the Segment
+        section's line says so, and ``alsoTell`` (another section's status label) too."""
         folder = self.workDir / imageId
-        self.startJob("load", lambda progress: client.download_sequences(imageId, folder),
-                      lambda files: self.useVolumes(imageId, self.logic.loadSequences(files, imageId)))
+
+        def loaded(files: dict[str, Path]) -> None:
+            self.useVolumes(imageId, self.logic.loadSequences(files, imageId))
+            if alsoTell is not None:
+                alsoTell.text = self.ui.statusLabel.text
+        self.startJob("load", lambda progress: client.download_sequences(imageId, folder), loaded)
 
     def useVolumes(self, imageId: str, volumes: dict[str, Any]) -> None:
         parameters = self.parameters()
@@ -485,6 +509,114 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.batchStatusLabel.text = f"batch: {status.message} ({status.elapsed_s:.0f} s)"
             if self.cohortRun is not None and self.cohortRun.cancel_requested:
                 self.ui.batchStatusLabel.text = f"{self.ui.batchStatusLabel.text} Cancelling ..."
+
+    # ---- similar cases: studies like the current one, the reports' text, a patient's studies
+    def caseSearch(self) -> search.CaseSearch | None:
+        """The search calls on the connected server (None before Connect); thumbnails are kept
+        in the work folder, fetched once."""
+        if self.client is None:
+            return None
+        if self.searcher is None or self.searcher.client is not self.client:
+            self.searcher = search.CaseSearch(self.client, self.workDir / "search")
+        return self.searcher
+
+    def filterText(self) -> str | None:
+        """The filter box's text; None (and said) when a term of it is not a filter."""
+        text = self.ui.similarFilterLineEdit.text
+        try:
+            search.filter_terms(text)
+        except ValueError as error:
+            self.ui.similarStatusLabel.text = str(error)
+            return None
+        return text
+
+    def onFindSimilar(self) -> None:
+        searcher, study = self.caseSearch(), self.parameters().studyId or self.selectedStudy()
+        if searcher is None or not study:
+            self.ui.similarStatusLabel.text = "Connect, then load (or select) a study."
+            return
+        filterText = self.filterText()
+        if filterText is None:
+            return
+        by, k = self.ui.similarByComboBox.currentText, int(self.ui.similarCountSpinBox.value)
+        self.startJob("search", lambda progress: search.with_thumbnails(
+            searcher, searcher.similar(study, k, by, filterText)),
+            lambda hits: self.showHits(hits, f"studies like {study}"))
+
+    def onSearchText(self) -> None:
+        searcher, query = self.caseSearch(), self.ui.similarTextLineEdit.text.strip()
+        if searcher is None or not query:
+            self.ui.similarStatusLabel.text = "Connect, then type what to find in the signed reports."
+            return
+        filterText = self.filterText()
+        if filterText is None:
+            return
+        mode, k = self.ui.similarModeComboBox.currentText, int(self.ui.similarCountSpinBox.value)
+        self.startJob("search", lambda progress: search.with_thumbnails(
+            searcher, searcher.text(query, k, mode, filterText)),
+            lambda hits: self.showHits(hits, f"reports matching '{query}'"))
+
+    def showHits(self, hits: list[search.Hit], what: str) -> None:
+        """The results table: a row per study found, its thumbnail as the first cell's icon."""
+        self.hits = hits
+        table = self.ui.similarTable
+        table.setRowCount(len(hits))
+        for i, hit in enumerate(hits):
+            for j, value in enumerate(search.case_cells(hit.row)):
+                item = qt.QTableWidgetItem(value)
+                item.setToolTip(value)  # the whole impression or matching sentence
+                table.setItem(i, j, item)
+            if hit.thumbnail is not None:
+                table.item(i, 0).setIcon(qt.QIcon(str(hit.thumbnail)))
+            table.setRowHeight(i, THUMBNAIL_PX + 4)
+        table.resizeColumnsToContents()
+        self.ui.similarStatusLabel.text = search.results_line(hits, what)
+
+    def onLoadBeside(self) -> None:
+        searcher, row = self.caseSearch(), self.ui.similarTable.currentRow()
+        if searcher is None or not 0 <= row < len(self.hits):
+            self.ui.similarStatusLabel.text = "Find similar cases (or search the reports), then select one."
+            return
+        hit = self.hits[row].row
+        if hit.study == self.parameters().studyId:
+            self.ui.similarStatusLabel.text = f"{hit.study} is the current study."
+            return
+        folder = self.workDir / "similar" / hit.study
+        self.startJob("beside", lambda progress: searcher.fetch_case(hit, folder),
+                      lambda files: self.showBeside(hit, *files))
+
+    def showBeside(self, hit: search.CaseRow, sequences: dict[str, Path], label: Path) -> None:
+        """The hit's volumes and label in the scene, named after its study, beside the current study."""
+        volumes = self.logic.loadSequences(sequences, hit.study)
+        segmentation = self.logic.segmentationFromLabel(label, volumes["t1c"], f"{hit.study} tumor")
+        parameters = self.parameters()
+        linked = self.logic.showBeside(parameters.t1c, volumes["t1c"], segmentation, parameters.segmentation)
+        where = " (Red: the current study, Yellow: this one; linked views)" if linked else ""
+        self.ui.similarStatusLabel.text = f"{hit.study} loaded beside {parameters.studyId or 'the scene'}{where}."
+
+    def onFindPatient(self) -> None:
+        searcher, query = self.caseSearch(), self.ui.patientSearchLineEdit.text.strip()
+        if searcher is None or not query:
+            self.ui.similarStatusLabel.text = "Connect, then type part of a patient's id, name or accession number."
+            return
+        self.startJob("patients", lambda progress: searcher.studies_of_patient(query), self.showPatientStudies)
+
+    def showPatientStudies(self, rows: list[search.PatientStudyRow]) -> None:
+        self.patientStudies = rows
+        table = self.ui.patientStudiesTable
+        table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, value in enumerate(search.patient_cells(row)):
+                table.setItem(i, j, qt.QTableWidgetItem(value))
+        table.resizeColumnsToContents()
+        self.ui.similarStatusLabel.text = search.patients_line(rows)
+
+    def onLoadPatientStudy(self) -> None:
+        client, row = self.client, self.ui.patientStudiesTable.currentRow()
+        if client is None or not 0 <= row < len(self.patientStudies):
+            self.ui.similarStatusLabel.text = "Find a patient, then select one of their studies."
+            return
+        self.loadStudy(client, self.patientStudies[row].study, self.ui.similarStatusLabel)
 
     # ---- report
     def onDraftReport(self) -> None:

@@ -76,6 +76,53 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         slicer.util.setSliceViewerLayers(background=volumes.get("t1c"), foreground=volumes.get("t2f"),
                                          foregroundOpacity=0.0)
 
+    def showBeside(self, current: Any, other: Any, otherSegmentation: Any = None,
+                   currentSegmentation: Any = None) -> bool:
+        """Another study beside the current one: Slicer's side-by-side layout, the current t1c in
+        the Red view, the other's in the Yellow one (same orientation), the two views linked (a
+        scroll or zoom in one moves both); each segmentation shown only in its own study's views.
+        False when the scene has no Red and Yellow slice views (then nothing changes)."""
+        composites = self._byLayoutName("vtkMRMLSliceCompositeNode")
+        slices = self._byLayoutName("vtkMRMLSliceNode")
+        if not {"Red", "Yellow"} <= set(composites) or not {"Red", "Yellow"} <= set(slices):
+            return False
+        layout = self.scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+        if layout is not None:
+            layout.SetViewArrangement(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        slices["Yellow"].SetOrientation(slices["Red"].GetOrientation())
+        for name, volume in (("Red", current), ("Yellow", other)):
+            composite = composites[name]
+            composite.SetBackgroundVolumeID(volume.GetID() if volume is not None else None)
+            composite.SetForegroundVolumeID(None)
+            composite.SetLinkedControl(True)
+        yellowId = slices["Yellow"].GetID()
+        if otherSegmentation is not None:
+            self._showOnlyIn(otherSegmentation, [yellowId])
+        if currentSegmentation is not None:
+            views = []
+            for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLAbstractViewNode")):
+                viewId = self.scene.GetNthNodeByClass(i, "vtkMRMLAbstractViewNode").GetID()
+                if viewId != yellowId:
+                    views.append(viewId)
+            self._showOnlyIn(currentSegmentation, views)
+        return True
+
+    def _byLayoutName(self, className: str) -> dict[str, Any]:
+        nodes: dict[str, Any] = {}
+        for i in range(self.scene.GetNumberOfNodesByClass(className)):
+            node = self.scene.GetNthNodeByClass(i, className)
+            nodes.setdefault(node.GetLayoutName(), node)
+        return nodes
+
+    @staticmethod
+    def _showOnlyIn(displayable: Any, viewIds: list[str]) -> None:
+        display = displayable.GetDisplayNode()
+        if display is None:
+            return
+        display.RemoveAllViewNodeIDs()
+        for viewId in viewIds:
+            display.AddViewNodeID(viewId)
+
     # ---- volumes
     def loadVolume(self, path: Path, name: str, labelmap: bool = False) -> Any:
         """A volume node read from ``path`` (NIfTI, NRRD, ...), with its storage node."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import ServerClient
+from .client import ServerClient, ServerError
 
 #: What the widget offers for "similar by".
 BY_CHOICES: tuple[str, ...] = ("both", "image", "tumor")
@@ -155,3 +155,60 @@ class CaseSearch:
 def best_first(rows: Sequence[CaseRow], same_patient_first: bool = False) -> list[CaseRow]:
     """The rows by score; with ``same_patient_first``, the patient's own studies on top."""
     return sorted(rows, key=lambda r: (not (same_patient_first and r.same_patient), -r.score))
+
+
+# ---- what the section's tables and status line show
+#: the results table's columns (the first: the thumbnail, an icon without text)
+CASE_COLUMNS: tuple[str, ...] = ("", "Study", "Date", "Same patient", "Score", "Measurements", "Impression")
+#: the patient table's columns
+PATIENT_COLUMNS: tuple[str, ...] = ("Patient", "Study", "Date", "Description", "Searchable")
+_MARK = re.compile(r"</?mark>")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A row with its thumbnail file (None when the server had none to give)."""
+
+    row: CaseRow
+    thumbnail: Path | None
+
+
+def case_cells(row: CaseRow) -> tuple[str, ...]:
+    """A hit's cells in :data:`CASE_COLUMNS` order: for a text search, the matching report
+    sentence (without its <mark> tags) in place of the impression."""
+    text = _MARK.sub("", row.match) if row.match else row.impression
+    return "", row.study, row.date, "yes" if row.same_patient else "", f"{row.score:.2f}", row.summary, text
+
+
+def patient_cells(row: PatientStudyRow) -> tuple[str, ...]:
+    return row.patient, row.study, row.date, row.description, "yes" if row.searchable else "not yet"
+
+
+def with_thumbnails(search: CaseSearch, rows: Sequence[CaseRow]) -> list[Hit]:
+    """The rows with their thumbnails (fetched once each); a thumbnail the server refuses is
+    None, the row stays."""
+    hits = []
+    for row in rows:
+        try:
+            thumbnail: Path | None = search.thumbnail(row)
+        except ServerError:
+            thumbnail = None
+        hits.append(Hit(row, thumbnail))
+    return hits
+
+
+def results_line(hits: Sequence[Hit], what: str) -> str:
+    """The section's status line after a search: how many of ``what`` were found."""
+    if not hits:
+        return f"No {what} found."
+    own = sum(1 for hit in hits if hit.row.same_patient)
+    return (f"{len(hits)} {what}" + (f", {own} of the same patient" if own else "")
+            + ": select one and Load beside.")
+
+
+def patients_line(rows: Sequence[PatientStudyRow]) -> str:
+    if not rows:
+        return "No patient found."
+    people = len({row.patient for row in rows})
+    return (f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} of {people} patient{'s' if people != 1 else ''}"
+            ": select one and Load.")

@@ -706,6 +706,29 @@ def new_scene() -> Any:
     return scene
 
 
+def add_views(scene: Any) -> dict[str, Any]:
+    """STAND-IN for the views Slicer's layout manager puts in the application's scene: the layout
+    node, the Red, Yellow and Green slice views (Axial, Sagittal, Coronal, as in the default
+    layout) with their slice composite nodes, and a 3D view. Returns the composite nodes by view."""
+    scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
+    composites = {}
+    for name, orientation in (("Red", "Axial"), ("Yellow", "Sagittal"), ("Green", "Coronal")):
+        view = scene.CreateNodeByClass("vtkMRMLSliceNode")
+        view.UnRegister(None)
+        view.SetLayoutName(name)
+        view.SetSingletonTag(name)
+        scene.AddNode(view)
+        view.SetOrientation(orientation)
+        composite = scene.CreateNodeByClass("vtkMRMLSliceCompositeNode")
+        composite.UnRegister(None)
+        composite.SetLayoutName(name)
+        composite.SetSingletonTag(name)
+        composites[name] = scene.AddNode(composite)
+    scene.AddNewNodeByClass("vtkMRMLViewNode").SetLayoutName("1")
+    return composites
+
+
 def wait_until(done: Callable[[], Any], what: str, timeout_s: float = 120.0) -> None:
     """Let Qt run (timers, signals) until ``done()`` is true; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

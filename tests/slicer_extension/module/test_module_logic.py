@@ -16,6 +16,7 @@ from lib.transforms import Grid
 from lib.transforms.io import check_label
 
 from _cases import make_studies, t1c_path, truth_path
+from _slicer_harness import add_views
 from BrainTumorLabelLib.labels import SEGMENTS
 from BrainTumorLabelLib.logic import BrainTumorLabelLogic
 
@@ -131,3 +132,28 @@ def test_an_unreadable_label_file_is_refused_and_leaves_the_scene_as_it_was(scen
         logic.segmentationFromLabel(broken, t1c, "tumor")
     assert scene.GetNumberOfNodes() == before
     assert isinstance(t1c, slicer.vtkMRMLScalarVolumeNode)
+
+
+def test_a_study_shown_beside_the_current_one_is_in_the_yellow_view_linked_to_the_red(scene, study):
+    composites = add_views(scene)
+    logic = BrainTumorLabelLogic(scene)
+    current, other = logic.loadSequences(_files(study), "current"), logic.loadSequences(_files(study), "other")
+    mine = logic.segmentationFromLabel(truth_path(study), current["t1c"], "current tumor")
+    theirs = logic.segmentationFromLabel(truth_path(study), other["t1c"], "other tumor")
+    assert logic.showBeside(current["t1c"], other["t1c"], theirs, mine)
+    layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    assert layout.GetViewArrangement() == slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView
+    assert composites["Red"].GetBackgroundVolumeID() == current["t1c"].GetID()
+    assert composites["Yellow"].GetBackgroundVolumeID() == other["t1c"].GetID()
+    assert all(composites[v].GetLinkedControl() for v in ("Red", "Yellow"))
+    assert scene.GetNodeByID("vtkMRMLSliceNodeYellow").GetOrientation() == "Axial"  # as Red, not Sagittal
+    shown = {name: node.GetDisplayNode().GetViewNodeIDs() for name, node in (("mine", mine), ("theirs", theirs))}
+    assert shown["theirs"] == ("vtkMRMLSliceNodeYellow",)
+    assert "vtkMRMLSliceNodeYellow" not in shown["mine"] and "vtkMRMLSliceNodeRed" in shown["mine"]
+
+
+def test_without_red_and_yellow_views_nothing_is_shown_beside(scene, study):
+    logic = BrainTumorLabelLogic(scene)
+    other = logic.loadSequences(_files(study), "other")
+    assert not logic.showBeside(None, other["t1c"])
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode") == 0

@@ -98,8 +98,9 @@ def test_sections_collapse_and_every_control_has_a_tooltip(session):
     panel = session.panel
     sections = {s.text: s for s in panel.findChildren(slicer.ctkCollapsibleButton)}
     assert list(sections) == ["Server", "Studies", "Sequences", "Segment", "Correct", "Submit", "Train", "Batch",
-                              "Report"]
+                              "Report", "Similar cases"]
     assert sections["Train"].collapsed and sections["Batch"].collapsed and not sections["Segment"].collapsed
+    assert sections["Similar cases"].collapsed
     sections["Train"].click()
     assert not sections["Train"].collapsed and session.ui.trainButton.isVisible()
     untipped = [w.name for w in panel.findChildren(QtWidgets.QWidget)  # the .ui's own, not Qt's inner parts
