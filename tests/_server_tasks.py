@@ -121,9 +121,26 @@ def server_tables() -> dict[str, Any]:
             "steroid_doses": sorted(STEROID_DOSES), "clinical_statuses": sorted(CLINICAL_STATUSES)}
 
 
+def serve() -> None:
+    """Answer requests until stdin closes: one JSON line ``[name, arguments]`` in, one JSON line
+    ``[true, answer]`` or ``[false, traceback]`` out (what a task prints goes to stderr)."""
+    import contextlib
+    import traceback
+
+    answers = sys.stdout
+    for line in sys.stdin:
+        name, arguments = json.loads(line)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                reply = [True, globals()[name](**arguments)]
+        except Exception:
+            reply = [False, traceback.format_exc()[-3000:]]
+        answers.write(json.dumps(reply) + "\n")
+        answers.flush()
+
+
 if __name__ == "__main__":
     from lib.compat import highdicom_on_numpy2
 
     highdicom_on_numpy2()  # this is a process start (lib/compat.py)
-    answer = globals()[sys.argv[1]](**json.loads(sys.argv[2]))
-    print(json.dumps(answer))
+    serve()

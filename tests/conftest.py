@@ -9,6 +9,8 @@ their usual order. A file missing here only costs a little balance.
 from __future__ import annotations
 
 import os
+import resource
+import time
 
 import pytest
 
@@ -24,31 +26,57 @@ _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
 if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
-SLOWEST_FIRST = (
-    "test_hosts.py",                # about 300 s (measured under load: 720 s): five hosts, four faults
-    "test_server_training.py",      # 205 s: three training runs through a real server
-    "test_module_widget.py",        # about 300 s: the Slicer panel clicked through against five servers
-    "test_trainer.py",              # 153 s
-    "test_dicomweb_datastore.py",   # 140 s: a private Orthanc
-    "test_server_pacs.py",          # 115 s
-    "test_datastore_contract.py",   # 96 s, and an Orthanc on PostgreSQL
-    "test_proxy.py",                # two servers behind nginx under load
-    "test_batch.py",                # btl-batch three times on six studies
-    "test_security_review.py",      # three servers, a provider, an issuer
-    "test_server_client.py",        # 77 s
-    "test_uncertainty.py",          # 72 s
-    "test_concurrent_writes.py",    # 70 s
-    "test_synthbrats.py",           # 67 s
+SLOWEST_FIRST = (  # seconds per file in one `make test` on 2 cores, 2026-12-02 (run beside the Lib tests)
+    "test_hosts.py",                # 585 s (300 of them a wait that no longer happens): five hosts, four faults
+    "test_datastore_contract.py",   # 217 s: folder, Orthanc, Orthanc on PostgreSQL
+    "test_batch.py",                # 228 s: btl-batch three times on six studies
+    "test_trainer.py",              # 185 s
+    "test_security_review.py",      # 181 s: three servers, a provider, an issuer
+    "test_server_training.py",      # 149 s: three training runs through a real server
+    "test_module_widget.py",        # 138 s: the Slicer panel clicked through against five servers
+    "test_dicomweb_datastore.py",   # 120 s: a private Orthanc
+    "test_proxy.py",                # 92 s: two servers behind nginx under load
+    "test_server_pacs.py",          # 92 s
+    "test_server_classifier_training.py",  # 89 s
+    "test_search_server.py",        # 81 s
+    "test_server_client.py",        # 78 s
+    "test_synthbrats.py",           # 77 s
+    "test_module_batch.py",         # 75 s: the Batch section, two servers and a provider
+    "test_classifier.py",           # 75 s
     "test_module_search.py",        # 65 s: the Similar cases section, a server whose search index is filled first
-    "test_harmonization_sites.py",  # 52 s
-    "test_module_batch.py",         # about 50 s (under load): the Batch section, two servers and a provider
-    "test_lib_client.py",           # 45 s
-    "test_server_leases.py",        # 44 s
-    "test_server_hardening.py",     # 41 s
-    "test_correction_effort.py",    # 33 s
+    "test_concurrent_writes.py",    # 57 s
+    "test_server_hardening.py",     # 53 s
+    "test_harmonization_sites.py",  # 45 s
+    "test_correction_effort.py",    # 43 s
+    "test_server_leases.py",        # 40 s
+    "test_pipeline_on_generated_cases.py",  # 40 s
+    "test_uncertainty.py",          # 38 s
+    "test_jobs_runner.py",          # 37 s
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: tests keep their order in a file
+
+
+# BTL_TEST_CPU_LOG=<file>: one line per test, its CPU seconds (this process and the processes it
+# started and waited for: servers, trainers, Orthanc) and wall seconds, to see what the suite's
+# time is spent on (`sort -k2 -rn`); the durations pytest prints count waiting as well.
+_CPU_LOG = os.environ.get("BTL_TEST_CPU_LOG")
+
+
+def _cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    if not _CPU_LOG:
+        yield
+        return
+    cpu, wall = _cpu_s(), time.monotonic()
+    yield
+    with open(_CPU_LOG, "a") as log:
+        log.write(f"{item.nodeid}\t{_cpu_s() - cpu:.1f}\t{time.monotonic() - wall:.1f}\n")
