@@ -14,10 +14,12 @@ import time
 
 import pytest
 
-from lib.compat import highdicom_on_numpy2
-
-# the one NumPy alias highdicom 0.22 needs, once for the suite's process (lib/compat.py)
-highdicom_on_numpy2()
+try:
+    from lib.compat import highdicom_on_numpy2
+except ModuleNotFoundError:  # the Slicer Lib tests' venvs (Python 3.9, 3.12): pytest and nothing else
+    pass
+else:
+    highdicom_on_numpy2()  # the one NumPy alias highdicom 0.22 needs, once for the suite's process (lib/compat.py)
 
 # A worker and the servers and trainers it starts get the cores divided among the workers:
 # torch's OpenMP threads spin while they wait, so two workers of two threads each on two cores
