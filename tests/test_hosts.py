@@ -60,7 +60,9 @@ def site(tmp_path_factory) -> Iterator[dict]:
             hosts["server"].popen([str(BIN / "btl-server"), "--studies", pacs_url, "--port", "8000", "--conf",
                                    "cache_dir", str(root / "server-cache"), "--conf", "model_dir",
                                    str(root / "model")], root / "server.log", common)
-            workers = {name: _start_worker(hosts[name], root, common) for name in ("w1", "w2")}
+            workers = {name: _start_worker(hosts[name], root, common, wait=False) for name in ("w1", "w2")}
+            for name in workers:  # started together, each loading the model
+                _wait_ready(root, name, 1)
             site = {"root": root, "hosts": hosts, "broker": broker, "uids": uids, "pacs_pid": int(started[1]),
                     "common": common, "workers": workers}
             wait_for(lambda: _api(site, "GET", "/auth/", check=False) is not None, 300, "the server to start")
@@ -71,12 +73,25 @@ def site(tmp_path_factory) -> Iterator[dict]:
             broker.close()
 
 
-def _start_worker(host: Host, root: Path, env: dict[str, str]) -> int:
-    log = root / f"{host.name}.log"
+def _readies(root: Path, name: str) -> int:
+    log = root / f"{name}.log"
+    return log.read_text(errors="replace").count("ready.") if log.exists() else 0
+
+
+def _start_worker(host: Host, root: Path, env: dict[str, str], wait: bool = True) -> int:
+    """Start a worker on ``host`` (its log appended to ``<root>/<name>.log``), by default waiting
+    until it says it is ready."""
+    before = _readies(root, host.name)
     process = host.popen([str(BIN / "btl-worker"), "--name", host.name, "--conf", "cache_dir",
-                          str(root / f"{host.name}-cache")], log, env)
-    wait_for(lambda: "ready" in log.read_text(errors="replace"), 300, f"worker {host.name} to start")
+                          str(root / f"{host.name}-cache")], root / f"{host.name}.log", env)
+    if wait:
+        _wait_ready(root, host.name, before + 1)
     return process.pid
+
+
+def _wait_ready(root: Path, name: str, count: int) -> None:
+    """Until the worker's log says "ready." ``count`` times (its starts so far)."""
+    wait_for(lambda: _readies(root, name) >= count, 300, f"worker {name} to start")
 
 
 def _api(site: dict, method: str, path: str, body: dict | None = None, check: bool = True):  # type: ignore[no-untyped-def]
