@@ -31,14 +31,19 @@ def glioblastoma():
     return generate_case(11, 0, dataclasses.replace(FAST, kind="glioblastoma"))
 
 
-def test_same_seed_gives_identical_case() -> None:
-    a, b = arrays(generate_case(4, 1, FAST)), arrays(generate_case(4, 1, FAST))
+@pytest.fixture(scope="module")
+def case_4_1():
+    return generate_case(4, 1, FAST)
+
+
+def test_same_seed_gives_identical_case(case_4_1) -> None:
+    a, b = arrays(case_4_1), arrays(generate_case(4, 1, FAST))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_other_seed_or_index_gives_another_case() -> None:
-    base = arrays(generate_case(4, 1, FAST))
+def test_other_seed_or_index_gives_another_case(case_4_1) -> None:
+    base = arrays(case_4_1)
     for other in (generate_case(5, 1, FAST), generate_case(4, 2, FAST)):
         assert not np.array_equal(base["seg"], arrays(other)["seg"])
 
@@ -104,9 +109,10 @@ def test_same_subject_at_two_sites_has_same_labels_other_intensities() -> None:
     other = dataclasses.replace(site, acquisitions={
         s: dataclasses.replace(a, wm_level=a.wm_level * 3.0, gamma=a.gamma * 1.3)
         for s, a in site.acquisitions.items()})
-    a, b = arrays(generate_case(8, 0, FAST, site)), arrays(generate_case(8, 0, FAST, other))
+    first = generate_case(8, 0, FAST, site)
+    a, b = arrays(first), arrays(generate_case(8, 0, FAST, other))
     np.testing.assert_array_equal(a["seg"], b["seg"])
-    wm = sitk.GetArrayFromImage(generate_case(8, 0, FAST, site).white_matter) > 0
+    wm = sitk.GetArrayFromImage(first.white_matter) > 0
     assert np.median(b["t1n"][wm]) > 2.0 * np.median(a["t1n"][wm])
 
 
@@ -121,7 +127,7 @@ def test_raw_style_puts_sequences_on_their_own_grids() -> None:
 
 
 def test_write_case_uses_brats_naming_and_refuses_to_overwrite(tmp_path: Path) -> None:
-    case = generate_case(1, 0, FAST)
+    case = generate_case(1, 0, FAST)  # (the next test takes a sequence away from its own copy)
     folder = write_case(case, tmp_path)
     expected = {sequence_filename(case.case_id, s) for s in SEQUENCES}
     expected |= {label_filename(case.case_id), f"{case.case_id}-meta.json", f"{case.case_id}-study.json"}

@@ -4,12 +4,11 @@ a hit's files for loading it beside the current study, a patient's studies, and 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from _server import monailabel_server
+from _search_studies import indexed_server
 from _server_side import task
 from BrainTumorLabelLib.client import RequestRefused, ServerClient
 from BrainTumorLabelLib.search import CaseSearch, best_first, filter_terms
@@ -19,17 +18,9 @@ SEED = 73
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory) -> CaseSearch:
-    root = tmp_path_factory.mktemp("studies")
-    truths = task("make_search_studies", root=root, seed=SEED)  # made on the server's Python
-    with monailabel_server(root, tmp_path_factory.mktemp("log") / "server.log") as url:
-        client = ServerClient(url, timeout_s=60)
-        for study, truth in truths.items():  # reference labels as the final ones: no inference needed
-            client.submit_label(study, Path(truth), {"annotator": "test"})
-        deadline = time.monotonic() + 300
-        while (status := client.search_status())["studies"] < 3 or status["pending"]:
-            assert time.monotonic() < deadline, status
-            time.sleep(1)
-        yield CaseSearch(client, tmp_path_factory.mktemp("cache"))
+    with indexed_server(tmp_path_factory.mktemp("studies"), tmp_path_factory.mktemp("log") / "server.log",
+                        SEED) as url:
+        yield CaseSearch(ServerClient(url, timeout_s=60), tmp_path_factory.mktemp("cache"))
 
 
 def baseline() -> str:

@@ -776,3 +776,18 @@ class ModuleSession:
     def wait_idle(self, timeout_s: float = 300.0) -> None:
         """Until no job runs and every finished one has been shown."""
         wait_until(lambda: not self.widget.callbacks, "the module's jobs", timeout_s)
+
+
+def connect(session: ModuleSession, url: str) -> None:
+    """Type the server's address in the Server section and press Connect, as a user would."""
+    session.ui.serverUrlLineEdit.text = url
+    session.ui.connectButton.click()
+    session.wait_idle()
+
+
+def load_study(session: ModuleSession, study: str) -> None:
+    """Filter the Studies table to one study, select it and press Load."""
+    session.ui.studyFilterLineEdit.text = study
+    session.ui.studiesTable.selectRow(0)
+    session.ui.loadStudyButton.click()
+    session.wait_idle()

@@ -7,19 +7,16 @@ filters, the reports' text, a patient's studies and one of them loaded; what eac
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import slicer
 from PySide6 import QtWidgets
 
-from _server import monailabel_server
-from _server_side import task
-from _slicer_harness import ModuleSession, add_views
+from _search_studies import indexed_server
+from _slicer_harness import ModuleSession, add_views, load_study
+from _slicer_harness import connect as connect_to_server
 from BrainTumorLabel import BrainTumorLabelWidget
-from BrainTumorLabelLib.client import ServerClient
 
 SEED = 79
 BASELINE = f"SynBraTS-{SEED:05d}-000"
@@ -30,16 +27,8 @@ PATIENT = f"SYN-{SEED:05d}-000"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("studies")
-    truths = task("make_search_studies", root=root, seed=SEED)  # made on the server's Python
-    with monailabel_server(root, tmp_path_factory.mktemp("log") / "server.log") as url:
-        client = ServerClient(url, timeout_s=60)
-        for study, truth in truths.items():  # reference labels as the final ones: no inference needed
-            client.submit_label(study, Path(truth), {"annotator": "test"})
-        deadline = time.monotonic() + 300
-        while (status := client.search_status())["studies"] < 3 or status["pending"]:
-            assert time.monotonic() < deadline, status
-            time.sleep(1)
+    with indexed_server(tmp_path_factory.mktemp("studies"), tmp_path_factory.mktemp("log") / "server.log",
+                        SEED) as url:
         yield url
 
 
@@ -52,19 +41,16 @@ def session(scene) -> Iterator[ModuleSession]:
 
 
 def connect(session: ModuleSession, url: str) -> None:
-    session.ui.serverUrlLineEdit.text = url
-    session.ui.connectButton.click()
-    session.wait_idle()
+    """Connect, and open the Similar cases section (collapsed at first)."""
+    connect_to_server(session, url)
     section = next(s for s in session.panel.findChildren(slicer.ctkCollapsibleButton) if s.text == "Similar cases")
     if section.collapsed:
         section.click()
 
 
-def load_study(session: ModuleSession, study: str) -> None:
-    session.ui.studyFilterLineEdit.text = study
-    session.ui.studiesTable.selectRow(0)
-    session.ui.loadStudyButton.click()
-    session.wait_idle()
+def load(session: ModuleSession, study: str) -> None:
+    """Load a study from the Studies table: it becomes the current study."""
+    load_study(session, study)
     assert session.widget.parameters().studyId == study
 
 
@@ -75,7 +61,7 @@ def table(widget: QtWidgets.QTableWidget) -> list[list[str]]:
 def test_similar_studies_with_thumbnails_and_one_loaded_beside_the_current_study(session, server, scene):
     ui, widget = session.ui, session.widget
     connect(session, server)
-    load_study(session, FOLLOWUP)
+    load(session, FOLLOWUP)
     current = widget.parameters().t1c
     ui.similarByComboBox.setCurrentText("both")
     ui.similarCountSpinBox.value = 2

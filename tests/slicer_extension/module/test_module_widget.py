@@ -20,7 +20,15 @@ from synthbrats.dicom_export import StudyPlan, export_case
 from _cases import make_studies
 from _oidc import oidc_provider
 from _server import monailabel_process, monailabel_server
-from _slicer_harness import DicomDatabase, ModuleSession, PythonQtStyle, new_scene, qMRMLNodeComboBox
+from _slicer_harness import (
+    DicomDatabase,
+    ModuleSession,
+    PythonQtStyle,
+    connect,
+    load_study,
+    new_scene,
+    qMRMLNodeComboBox,
+)
 from BrainTumorLabel import BrainTumorLabelWidget
 from BrainTumorLabelLib.labels import SEGMENTS
 
@@ -65,19 +73,6 @@ def _ids(studies: Path) -> list[str]:
     return sorted(p.name for p in studies.iterdir() if p.name.startswith("SynBraTS"))
 
 
-def connect(session: ModuleSession, url: str) -> None:
-    session.ui.serverUrlLineEdit.text = url
-    session.ui.connectButton.click()
-    session.wait_idle()
-
-
-def load(session: ModuleSession, image_id: str) -> None:
-    session.ui.studyFilterLineEdit.text = image_id
-    session.ui.studiesTable.selectRow(0)
-    session.ui.loadStudyButton.click()
-    session.wait_idle()
-
-
 def segment(session: ModuleSession) -> None:
     session.ui.segmentButton.click()
     session.wait_idle()
@@ -85,7 +80,7 @@ def segment(session: ModuleSession) -> None:
 
 def loaded_and_segmented(session: ModuleSession, url: str, image_id: str) -> None:
     connect(session, url)
-    load(session, image_id)
+    load_study(session, image_id)
     segment(session)
 
 
@@ -155,7 +150,7 @@ def test_load_puts_four_volumes_in_the_scene_and_t1c_in_the_views(session, serve
     image_id = _ids(studies)[0]
     slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")  # one slice view
     connect(session, server)
-    load(session, image_id)
+    load_study(session, image_id)
     parameters = session.widget.parameters()
     assert parameters.studyId == image_id
     for sequence in ("t1n", "t1c", "t2w", "t2f"):
@@ -187,7 +182,7 @@ def test_segment_makes_ncr_ed_et_in_standard_terminology_on_the_t1c_grid(session
 
 def test_progress_shows_while_segmenting_and_cancel_stops_waiting(session, server, studies):
     connect(session, server)
-    load(session, _ids(studies)[1])
+    load_study(session, _ids(studies)[1])
     session.ui.segmentButton.click()
     assert session.ui.progressBar.isVisibleTo(session.panel) and session.ui.cancelButton.enabled
     assert not session.ui.segmentButton.enabled  # no second segmentation of the same study meanwhile
@@ -299,7 +294,7 @@ class UrlCatcher(QtCore.QObject):
 def test_a_server_that_goes_down_mid_segmentation_is_named_and_nothing_is_lost(session, studies, tmp_path):
     with monailabel_process(studies, tmp_path / "server.log") as (url, process):
         connect(session, url)
-        load(session, _ids(studies)[0])
+        load_study(session, _ids(studies)[0])
         session.ui.segmentButton.click()
         os.killpg(process.pid, signal.SIGKILL)
         session.wait_idle()
@@ -316,14 +311,14 @@ def test_the_parameter_node_holds_the_state_and_the_gui_follows_it(session, serv
     parameters.patterns = "t2f: flair"
     assert session.ui.patternsLineEdit.text == "t2f: flair"
     connect(session, server)
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     session.ui.t2fSelector.setCurrentNode(parameters.t1n)
     assert parameters.t2f is parameters.t1n
 
 
 def test_volumes_already_in_the_scene_are_assigned_by_name(session, server, studies):
     connect(session, server)
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     for sequence in ("t1n", "t1c", "t2w", "t2f"):
         getattr(session.widget.parameters(), sequence).SetName({"t1n": "AX T1 PRE", "t1c": "AX T1 POST GD",
                                                                  "t2w": "AX T2 FSE", "t2f": "AX T2 FLAIR"}[sequence])
@@ -358,13 +353,13 @@ def test_close_scene_recreates_the_editor_and_parameter_nodes_and_keeps_the_stud
     assert parameters.segmentation is None and parameters.t1c is None and parameters.studyId == ""
     assert parameters.serverUrl == server and session.ui.serverUrlLineEdit.text == server
     assert table(session.ui.studiesTable) == studies_shown
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     assert session.widget.parameters().t1c is not None
 
 
 def test_unloading_stops_jobs_removes_observers_and_deletes_the_downloads(session, server, studies):
     connect(session, server)
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     work = session.widget.workDir
     assert any(work.rglob("*-t1c.nii.gz"))
     session.ui.segmentButton.click()
@@ -396,7 +391,7 @@ def test_the_self_test_without_a_server_says_which_address_it_needs(scene, monke
 
 def test_segmenting_needs_a_t1c_to_put_the_result_on(session, server, studies):
     connect(session, server)
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     session.widget.parameters().t1c = None
     segment(session)
     assert session.ui.statusLabel.text.startswith("Choose the t1c volume")
@@ -425,7 +420,7 @@ def test_a_login_then_a_refused_submit_keeps_the_edits_and_the_right_role_submit
             ui.loginButton.click()
             session.wait_idle()
             assert not ui.loginGroup.visible and len(session.widget.rows) == 3 and ui.tokenLineEdit.text == ""
-            load(session, image_id)
+            load_study(session, image_id)
             segment(session)
             edit_edema(session, voxels=6)
             edited = edema_voxels(session)
@@ -489,7 +484,7 @@ def test_the_module_describes_itself_to_slicer():
 
 def test_a_double_click_sends_once_and_report_buttons_without_a_report_say_what_first(session, server, studies):
     connect(session, server)
-    load(session, _ids(studies)[0])
+    load_study(session, _ids(studies)[0])
     session.ui.segmentButton.setEnabled(True)
     session.widget.onSegment()
     session.widget.onSegment()  # a second click while the first runs (the button is off; a shortcut is not)
