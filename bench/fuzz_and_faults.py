@@ -53,14 +53,25 @@ def stored(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and "logs" not in p.parts and p.name != AUDIT}
 
 
+def settled(url: str, timeout_s: float = 300.0) -> None:
+    """Until the server's background work on its studies is done (the search index up to date)."""
+    deadline = time.monotonic() + timeout_s
+    while json.loads(call(url, "GET", "/btl/search/status")[1]).get("pending"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the search index did not settle")
+        time.sleep(1)
+    time.sleep(2)
+
+
 def fuzz(work: Path, requests: int, seed: int) -> dict:
     root = work / "fuzz"
     make_studies(root, 1, seed=seed)
     study = next(p.name for p in root.iterdir() if p.name.startswith("SynBraTS"))
-    before = stored(root)
     statuses: Counter[int] = Counter()
     failures = []
     with monailabel_process(root, work / "fuzz.log") as (url, _):
+        settled(url)
+        before = stored(root)  # after the server's own start-up writes (model registry, search index)
         for attempt in attempts(seed=seed, count=requests, study=study):
             status, body = call(url, attempt.method, attempt.path, fields=attempt.fields, files=attempt.files,
                                 body=attempt.body, content_type=attempt.content_type)
@@ -69,7 +80,8 @@ def fuzz(work: Path, requests: int, seed: int) -> dict:
                 failures.append({"what": attempt.what, "path": attempt.path[:200], "status": status,
                                  "body": body[:300].decode("latin-1")})
         up = call(url, "GET", "/auth/")[0] == 200
-    changed = sorted(set(stored(root).items()) ^ set(before.items()))
+        settled(url)
+        changed = sorted(set(stored(root).items()) ^ set(before.items()))
     return {"requests": requests, "statuses": dict(sorted(statuses.items())),
             "4xx": sum(n for s, n in statuses.items() if 400 <= s < 500), "500s": len(failures),
             "failures": failures[:20], "server_up_after": up, "stored_files_changed": len(changed),
@@ -157,12 +169,15 @@ def kill_during_training(work: Path, seed: int) -> dict:
         options = {"max_epochs": 200, "steps_per_epoch": 1, "roi_size": 32, "val_every": 1, "fine_tune": True}
         assert call(url, "POST", f"/train/{MODEL}", body=json.dumps(options).encode(),
                     content_type="application/json")[0] == 200
-        deadline = time.monotonic() + 300
-        while not (model_dir / "progress.json").exists() or \
-                json.loads((model_dir / "progress.json").read_text()).get("epoch", 0) < 3:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        deadline, running_since = time.monotonic() + 300, None
+        while time.monotonic() < deadline:  # killed while the trainer runs: its 3rd epoch, or 5 s in
+            if (model_dir / "trainer.lock").exists():
+                running_since = running_since or time.monotonic()
+                progress = model_dir / "progress.json"
+                epoch = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
+                if epoch >= 3 or time.monotonic() - running_since > 5:
+                    break
+            time.sleep(0.5)
         trainer = json.loads((model_dir / "trainer.lock").read_text())["pid"] if (model_dir / "trainer.lock").exists() \
             else None
         os.killpg(process.pid, signal.SIGKILL)
