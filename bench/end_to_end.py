@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -37,23 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _provenance import provenance  # noqa: E402
+from _provenance import cpu_model, provenance  # noqa: E402
 
 from lib.model.checkpoint import read_checkpoint_record  # noqa: E402
 
 STAGES = ("load_preprocess", "infer", "postprocess", "save")
 BUNDLED = REPO / "monailabel_app" / "model" / "brats_segresnet.pt"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _peak_mb() -> float:

@@ -1,5 +1,6 @@
 """The module tests' Slicer: the harness of ``_slicer_harness.py`` installed before any test here
-imports the module, and a fresh real MRML scene per test as ``slicer.mrmlScene``."""
+imports the module, a fresh real MRML scene per test as ``slicer.mrmlScene``, and the module
+opened in it (``session``)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ def scene() -> Iterator[slicer.vtkMRMLScene]:
     slicer.mrmlScene = scene
     yield scene
     scene.Clear(1)
+
+
+@pytest.fixture
+def session(scene: slicer.vtkMRMLScene) -> Iterator[_slicer_harness.ModuleSession]:
+    """The module opened in that scene as Slicer opens it (panel, widget, setup, enter); unloaded
+    after the test."""
+    from BrainTumorLabel import BrainTumorLabelWidget  # after the harness is installed
+
+    session = _slicer_harness.ModuleSession(BrainTumorLabelWidget)
+    yield session
+    session.unload()

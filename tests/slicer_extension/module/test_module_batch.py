@@ -18,7 +18,6 @@ from _cases import make_studies
 from _oidc import oidc_provider
 from _server import monailabel_server
 from _slicer_harness import ModuleSession
-from BrainTumorLabel import BrainTumorLabelWidget
 from BrainTumorLabelLib.client import RequestRefused, ServerClient
 
 
@@ -34,13 +33,6 @@ def studies(tmp_path_factory) -> Path:
 def server(studies, tmp_path_factory) -> Iterator[str]:
     with monailabel_server(studies, tmp_path_factory.mktemp("log") / "server.log") as url:
         yield url
-
-
-@pytest.fixture
-def session(scene) -> Iterator[ModuleSession]:
-    session = ModuleSession(BrainTumorLabelWidget)
-    yield session
-    session.unload()
 
 
 def _ids(studies: Path) -> list[str]:

@@ -62,13 +62,6 @@ def server(studies, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def session(scene) -> Iterator[ModuleSession]:
-    session = ModuleSession(BrainTumorLabelWidget)
-    yield session
-    session.unload()
-
-
 def _ids(studies: Path) -> list[str]:
     return sorted(p.name for p in studies.iterdir() if p.name.startswith("SynBraTS"))
 
