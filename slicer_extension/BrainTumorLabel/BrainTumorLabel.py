@@ -535,26 +535,25 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if searcher is None or not study:
             self.ui.similarStatusLabel.text = "Connect, then load (or select) a study."
             return
-        filterText = self.filterText()
-        if filterText is None:
-            return
         by, k = self.ui.similarByComboBox.currentText, int(self.ui.similarCountSpinBox.value)
-        self.startJob("search", lambda progress: search.with_thumbnails(
-            searcher, searcher.similar(study, k, by, filterText)),
-            lambda hits: self.showHits(hits, f"studies like {study}"))
+        self.searchJob(searcher, lambda terms: searcher.similar(study, k, by, terms), f"studies like {study}")
 
     def onSearchText(self) -> None:
         searcher, query = self.caseSearch(), self.ui.similarTextLineEdit.text.strip()
         if searcher is None or not query:
             self.ui.similarStatusLabel.text = "Connect, then type what to find in the signed reports."
             return
+        mode, k = self.ui.similarModeComboBox.currentText, int(self.ui.similarCountSpinBox.value)
+        self.searchJob(searcher, lambda terms: searcher.text(query, k, mode, terms), f"reports matching '{query}'")
+
+    def searchJob(self, searcher: search.CaseSearch, find: Callable[[str], list[search.CaseRow]], what: str) -> None:
+        """Run ``find`` (given the filter box's terms, once they are valid) as the section's job and
+        show its rows with their thumbnails."""
         filterText = self.filterText()
         if filterText is None:
             return
-        mode, k = self.ui.similarModeComboBox.currentText, int(self.ui.similarCountSpinBox.value)
-        self.startJob("search", lambda progress: search.with_thumbnails(
-            searcher, searcher.text(query, k, mode, filterText)),
-            lambda hits: self.showHits(hits, f"reports matching '{query}'"))
+        self.startJob("search", lambda progress: search.with_thumbnails(searcher, find(filterText)),
+                      lambda hits: self.showHits(hits, what))
 
     def showHits(self, hits: list[search.Hit], what: str) -> None:
         """The results table: a row per study found, its thumbnail as the first cell's icon."""
