@@ -71,6 +71,15 @@ class BrainTumorLabel(ScriptedLoadableModule):
             "data (Baid et al. 2021; Menze et al. 2015; Bakas et al. 2017).")
 
 
+
+def fillTable(table: Any, cells: list[Any]) -> None:
+    """A table widget showing ``cells`` (one sequence of texts a row), its columns fitted."""
+    table.setRowCount(len(cells))
+    for i, row in enumerate(cells):
+        for j, value in enumerate(row):
+            table.setItem(i, j, qt.QTableWidgetItem(value))
+    table.resizeColumnsToContents()
+
 class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The GUI: each slot passes what the user chose to the logic or to a job, or shows state.
     The module's state is the parameter node; the widget keeps only the connection, the jobs
@@ -262,12 +271,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def showStudies(self, *unused: Any) -> None:
         shown = workflow.filter_rows(self.rows, self.ui.studyFilterLineEdit.text)
-        table = self.ui.studiesTable
-        table.setRowCount(len(shown))
-        for i, row in enumerate(shown):
-            for j, value in enumerate(workflow.study_cells(row)):
-                table.setItem(i, j, qt.QTableWidgetItem(value))
-        table.resizeColumnsToContents()
+        fillTable(self.ui.studiesTable, [workflow.study_cells(row) for row in shown])
         prior = self.ui.priorStudyComboBox.currentText
         self.ui.priorStudyComboBox.clear()
         self.ui.priorStudyComboBox.addItems(workflow.prior_choices(self.rows))
@@ -602,12 +606,7 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def showPatientStudies(self, rows: list[search.PatientStudyRow]) -> None:
         self.patientStudies = rows
-        table = self.ui.patientStudiesTable
-        table.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            for j, value in enumerate(search.patient_cells(row)):
-                table.setItem(i, j, qt.QTableWidgetItem(value))
-        table.resizeColumnsToContents()
+        fillTable(self.ui.patientStudiesTable, [search.patient_cells(row) for row in rows])
         self.ui.similarStatusLabel.text = search.patients_line(rows)
 
     def onLoadPatientStudy(self) -> None:
