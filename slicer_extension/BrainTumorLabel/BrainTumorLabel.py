@@ -584,18 +584,24 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if hit.study == self.parameters().studyId:
             self.ui.similarStatusLabel.text = f"{hit.study} is the current study."
             return
+        loaded = self.logic.loadedStudy(hit.study)
+        if loaded is not None:  # loaded beside before: shown again, not fetched and loaded twice
+            self.showBeside(hit.study, *loaded)
+            return
         folder = self.workDir / "similar" / hit.study
         self.startJob("beside", lambda progress: searcher.fetch_case(hit, folder),
-                      lambda files: self.showBeside(hit, *files))
+                      lambda files: self.loadBeside(hit.study, *files))
 
-    def showBeside(self, hit: search.CaseRow, sequences: dict[str, Path], label: Path) -> None:
-        """The hit's volumes and label in the scene, named after its study, beside the current study."""
-        volumes = self.logic.loadSequences(sequences, hit.study)
-        segmentation = self.logic.segmentationFromLabel(label, volumes["t1c"], f"{hit.study} tumor")
+    def loadBeside(self, study: str, sequences: dict[str, Path], label: Path) -> None:
+        """The study's volumes and label in the scene, named after it, beside the current study."""
+        volumes = self.logic.loadSequences(sequences, study)
+        self.showBeside(study, volumes, self.logic.segmentationFromLabel(label, volumes["t1c"], f"{study} tumor"))
+
+    def showBeside(self, study: str, volumes: dict[str, Any], segmentation: Any) -> None:
         parameters = self.parameters()
         linked = self.logic.showBeside(parameters.t1c, volumes["t1c"], segmentation, parameters.segmentation)
         where = " (Red: the current study, Yellow: this one; linked views)" if linked else ""
-        self.ui.similarStatusLabel.text = f"{hit.study} loaded beside {parameters.studyId or 'the scene'}{where}."
+        self.ui.similarStatusLabel.text = f"{study} loaded beside {parameters.studyId or 'the scene'}{where}."
 
     def onFindPatient(self) -> None:
         searcher, query = self.caseSearch(), self.ui.patientSearchLineEdit.text.strip()

@@ -141,6 +141,15 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         """The four sequence files as volumes named ``<study> <sequence>``."""
         return {sequence: self.loadVolume(files[sequence], f"{studyId} {sequence}") for sequence in SEQUENCES}
 
+    def loadedStudy(self, studyId: str) -> tuple[dict[str, Any], Any] | None:
+        """The four volumes (``<study> <sequence>``, as :meth:`loadSequences` names them) and the
+        segmentation ``<study> tumor`` of a study already in the scene, else None (one missing)."""
+        volumes = {sequence: self.scene.GetFirstNodeByName(f"{studyId} {sequence}") for sequence in SEQUENCES}
+        segmentation = self.scene.GetFirstNodeByName(f"{studyId} tumor")
+        if segmentation is None or any(volume is None for volume in volumes.values()):
+            return None
+        return volumes, segmentation
+
     def volumesFromScene(self, patterns: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Scalar volumes in the scene assigned to the sequences by name (see
         ``BrainTumorLabelLib.sequences``); returns the assignment and the sequences not found."""
