@@ -94,7 +94,8 @@ def test_similar_studies_with_thumbnails_and_one_loaded_beside_the_current_study
     yellow.SetBackgroundVolumeID(None)
     ui.loadBesideButton.click()  # again: shown again from the scene, nothing fetched or loaded twice
     assert not widget.callbacks and scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == volumes
-    assert yellow.GetBackgroundVolumeID() == hit.GetID() and scene.GetFirstNodeByName(f"{BASELINE} tumor") is segmentation
+    assert yellow.GetBackgroundVolumeID() == hit.GetID()
+    assert scene.GetFirstNodeByName(f"{BASELINE} tumor") is segmentation
     assert ui.similarStatusLabel.text.startswith(f"{BASELINE} loaded beside {FOLLOWUP}")
 
     widget.hits = [dataclasses.replace(widget.hits[0], row=dataclasses.replace(widget.hits[0].row, study=FOLLOWUP))]
