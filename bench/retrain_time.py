@@ -6,6 +6,14 @@ published, and its validation Dice next to the served model's.
 
     .venv/bin/python bench/retrain_time.py --corrections 10 --out bench/results/retrain_time.json
 
+``--extra-cases`` gives the server's ``train_extra_cases`` (folders every round also trains on):
+a round from 10 corrections plus the real and generated training set of the shipped model
+(``experiments/prepare_data.py``'s folders), as a site that keeps its training set would run it:
+
+    .venv/bin/python bench/retrain_time.py --corrections 10 \
+        --extra-cases data/real:data/extra:data/synth6v2:data/synth-old6 \
+        --out bench/results/retrain_time_with_training_set.json
+
 The issue's goal: a round from 10 new corrections in 10 minutes at most on this 2-core machine.
 Studies: generated 2 mm cases (the classifier works on the 2 mm grid whatever the input's).
 """
@@ -51,12 +59,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corrections", type=int, default=10)
     ap.add_argument("--timeout-s", type=float, default=3600.0)
+    ap.add_argument("--extra-cases", help="':'-separated folders of labelled cases every round also trains on")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "retrain_time.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="btl-retrain-bench-") as work:
         studies = Path(work) / "studies"
         make_studies(studies, args.corrections, seed=91)
-        with monailabel_server(studies, Path(work) / "server.log") as url:
+        folders = [str(Path(f).resolve()) for f in (args.extra_cases or "").split(":") if f]
+        conf = {"train_extra_cases": ":".join(folders)} if folders else None
+        with monailabel_server(studies, Path(work) / "server.log", conf=conf, timeout_s=300) as url:
             for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
                 with open(truth_path(case), "rb") as label:
                     saved = requests.put(f"{url}/datastore/label", params={"image": case.name, "tag": "final"},
@@ -73,6 +84,8 @@ def main() -> None:
     result = {
         "provenance": provenance(BUNDLED_CHECKPOINT, load_checkpoint(BUNDLED_CHECKPOINT).version),
         "corrections": args.corrections, "study_size": "generated, 2 mm",
+        "extra_cases": {folder: len([c for c in Path(folder).iterdir() if c.is_dir()])
+                        for folder in (args.extra_cases or "").split(":") if folder},
         "train_options": "defaults (POST /train/brats_segresnet with {})",
         "status": status.get("status"), "seconds": round(seconds, 1), "goal_s": 600,
         "models": _no_machine_paths(models),

@@ -251,7 +251,7 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     for arm, row in summary["arms"].items():
         cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(row["mean"], row["sd"], strict=True))
         lines.append(f"| {arm} | {row['repeats']} | {cells} | {row['published_rounds']} |")
-    lines += ["", "Mean of WT/TC/ET Dice on the held-out cases of the new site (mean ± SD over repeats) of "
+    lines += ["", "Mean of WT/TC/ET Dice on the held-out cases (mean ± SD over repeats) of "
               "each round's trained model, published or kept as a candidate.",
               f"Verdict: {summary.get('verdict', 'needs the random and uncertainty arms')}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -278,7 +278,7 @@ def plot(summary: dict[str, Any], png: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Dice")
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Label efficiency on a new site (band: ± SD over repeats)"
+    fig.suptitle("Label efficiency on the held-out cases (band: ± SD over repeats)"
                  + (f"; {summary['verdict']}" if "verdict" in summary else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
