@@ -144,7 +144,8 @@ def train_round(url: str, options: dict[str, Any], seed: int, timeout_s: float) 
         raise RuntimeError(f"training ended {status['status']}: {status.get('details', [])[-5:]}")
     stats = requests.get(f"{url}/info/", timeout=30).json()["train_stats"][MODEL]
     publication = stats["publication"]
-    return {"published": bool(publication["published"]), "reason": publication["reason"],
+    reason = str(publication["reason"]).replace(f"{REPO}/", "")  # results name no machine path
+    return {"published": bool(publication["published"]), "reason": reason,
             "checkpoint": publication["checkpoint"], "duration_s": round(float(stats.get("duration_s", 0.0)), 1)}
 
 
