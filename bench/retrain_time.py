@@ -62,11 +62,11 @@ def main() -> None:
     ap.add_argument("--extra-cases", help="':'-separated folders of labelled cases every round also trains on")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "retrain_time.json")
     args = ap.parse_args()
+    extra = [folder for folder in (args.extra_cases or "").split(":") if folder]
+    conf = {"train_extra_cases": ":".join(str(Path(f).resolve()) for f in extra)} if extra else None
     with tempfile.TemporaryDirectory(prefix="btl-retrain-bench-") as work:
         studies = Path(work) / "studies"
         make_studies(studies, args.corrections, seed=91)
-        folders = [str(Path(f).resolve()) for f in (args.extra_cases or "").split(":") if f]
-        conf = {"train_extra_cases": ":".join(folders)} if folders else None
         with monailabel_server(studies, Path(work) / "server.log", conf=conf, timeout_s=300) as url:
             for case in sorted(p for p in studies.iterdir() if p.name.startswith("SynBraTS")):
                 with open(truth_path(case), "rb") as label:
@@ -84,8 +84,7 @@ def main() -> None:
     result = {
         "provenance": provenance(BUNDLED_CHECKPOINT, load_checkpoint(BUNDLED_CHECKPOINT).version),
         "corrections": args.corrections, "study_size": "generated, 2 mm",
-        "extra_cases": {folder: len([c for c in Path(folder).iterdir() if c.is_dir()])
-                        for folder in (args.extra_cases or "").split(":") if folder},
+        "extra_cases": {folder: len([c for c in Path(folder).iterdir() if c.is_dir()]) for folder in extra},
         "train_options": "defaults (POST /train/brats_segresnet with {})",
         "status": status.get("status"), "seconds": round(seconds, 1), "goal_s": 600,
         "models": _no_machine_paths(models),
