@@ -378,7 +378,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if reference is None:
             self.ui.statusLabel.text = "Choose the t1c volume (Sequences) to put the segmentation on."
             return
-        segmentation = self.logic.segmentationFromLabel(result.label_path, reference, f"{parameters.studyId} tumor")
+        segmentation = self.logic.segmentationFromLabel(result.label_path, reference,
+                                                     self.logic.segmentationName(parameters.studyId))
         parameters.segmentation = segmentation
         self.ui.segmentEditorWidget.setSegmentationNode(segmentation)
         self.ui.segmentEditorWidget.setSourceVolumeNode(reference)
@@ -595,7 +596,8 @@ class BrainTumorLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def loadBeside(self, study: str, sequences: dict[str, Path], label: Path) -> None:
         """The study's volumes and label in the scene, named after it, beside the current study."""
         volumes = self.logic.loadSequences(sequences, study)
-        self.showBeside(study, volumes, self.logic.segmentationFromLabel(label, volumes["t1c"], f"{study} tumor"))
+        segmentation = self.logic.segmentationFromLabel(label, volumes["t1c"], self.logic.segmentationName(study))
+        self.showBeside(study, volumes, segmentation)
 
     def showBeside(self, study: str, volumes: dict[str, Any], segmentation: Any) -> None:
         parameters = self.parameters()

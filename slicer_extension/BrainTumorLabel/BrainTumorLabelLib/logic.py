@@ -141,11 +141,17 @@ class BrainTumorLabelLogic(ScriptedLoadableModuleLogic):
         """The four sequence files as volumes named ``<study> <sequence>``."""
         return {sequence: self.loadVolume(files[sequence], f"{studyId} {sequence}") for sequence in SEQUENCES}
 
+    @staticmethod
+    def segmentationName(studyId: str) -> str:
+        """The name of a study's tumor segmentation node: ``<study> tumor``."""
+        return f"{studyId} tumor"
+
     def loadedStudy(self, studyId: str) -> tuple[dict[str, Any], Any] | None:
         """The four volumes (``<study> <sequence>``, as :meth:`loadSequences` names them) and the
-        segmentation ``<study> tumor`` of a study already in the scene, else None (one missing)."""
+        tumor segmentation (:meth:`segmentationName`) of a study already in the scene, else None
+        (one missing)."""
         volumes = {sequence: self.scene.GetFirstNodeByName(f"{studyId} {sequence}") for sequence in SEQUENCES}
-        segmentation = self.scene.GetFirstNodeByName(f"{studyId} tumor")
+        segmentation = self.scene.GetFirstNodeByName(self.segmentationName(studyId))
         if segmentation is None or any(volume is None for volume in volumes.values()):
             return None
         return volumes, segmentation
